@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS api_balance;
+DROP TABLE IF EXISTS api_usage;
