@@ -1,0 +1,274 @@
+package metering
+
+import (
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/deepmeter/deepmeter/pricing"
+	"github.com/deepmeter/deepmeter/store"
+)
+
+// DefaultMaxStoredBody is the default number of bytes of a request or
+// response body kept in a record.
+const DefaultMaxStoredBody = 1 << 20
+
+// Options configure a Meter. Zero values take the defaults in brackets.
+type Options struct {
+	// MaxStoredBody is the number of bytes of each body kept for
+	// request_data and response_data [DefaultMaxStoredBody]. A longer body
+	// is cut and ends with "…[truncated, original size N bytes]", and the
+	// record carries FlagRequestTruncated or FlagResponseTruncated. The
+	// assembled message of a stream is held to the same size.
+	MaxStoredBody int
+	// Now is the clock [time.Now].
+	Now func() time.Time
+}
+
+// Attribution names who made a call, from the X-DeepMeter-* request
+// headers. An empty field was not given.
+type Attribution struct {
+	UserID   string // overrides the request body's "user" field
+	PageTab  string // the UI page tab the call came from
+	Endpoint string // the caller's feature route; the upstream path when empty
+}
+
+// Sink receives finished records. Enqueue must not block; it returns false
+// when it did not accept the record, which is then lost. Writer is a Sink.
+type Sink interface {
+	Enqueue(store.Record) bool
+}
+
+// Meter turns metered calls into records. It is safe for concurrent use.
+type Meter struct {
+	prices    *pricing.Table
+	sink      Sink
+	logger    *slog.Logger
+	metrics   *meterMetrics
+	maxStored int
+	now       func() time.Time
+
+	// warnedMu guards warned, the models already logged as unpriced.
+	warnedMu sync.Mutex
+	warned   map[string]struct{}
+}
+
+// maxWarnedModels bounds the set of models logged once as unpriced, so a
+// client sending random model names cannot grow it without limit. Models
+// past it are still flagged and counted, just not logged.
+const maxWarnedModels = 1000
+
+// NewMeter returns a Meter that prices calls with prices and sends each
+// record to sink. A nil prices table leaves every record unpriced, a nil
+// sink drops the records, a nil logger discards logs and a nil reg
+// registers no metrics.
+func NewMeter(prices *pricing.Table, sink Sink, logger *slog.Logger, reg prometheus.Registerer, opts Options) *Meter {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxStoredBody <= 0 {
+		opts.MaxStoredBody = DefaultMaxStoredBody
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Meter{
+		prices:    prices,
+		sink:      sink,
+		logger:    logger,
+		metrics:   newMeterMetrics(reg),
+		maxStored: opts.MaxStoredBody,
+		now:       opts.Now,
+		warned:    make(map[string]struct{}),
+	}
+}
+
+// IsMetered reports whether a request is a call the Meter records: a POST
+// to one of the completion paths, compared exactly.
+func IsMetered(method, path string) bool {
+	if method != http.MethodPost {
+		return false
+	}
+	switch path {
+	case "/chat/completions", "/v1/chat/completions", "/beta/completions", "/v1/completions":
+		return true
+	}
+	return false
+}
+
+// ObservePassthrough counts a request that is forwarded but not metered.
+// Paths outside the known DeepSeek API share the path label "other", so
+// the label set stays bounded.
+func (m *Meter) ObservePassthrough(method, path string, status int, d time.Duration) {
+	label := passthroughPathLabel(path)
+	m.metrics.passthrough.WithLabelValues(label, statusClass(status)).Inc()
+	m.metrics.passthroughDuration.WithLabelValues(label).Observe(d.Seconds())
+	m.logger.Debug("passthrough request", "method", method, "path", label, "status", status, "duration", d)
+}
+
+// Begin starts metering one call. body is the complete request body as
+// sent upstream; Begin copies what it keeps, so the caller may reuse body
+// afterwards. id becomes the record's ID and start its CreatedAt.
+func (m *Meter) Begin(id string, start time.Time, upstreamPath string, body []byte, attr Attribution) *Call {
+	return &Call{
+		m:            m,
+		id:           id,
+		start:        start,
+		upstreamPath: upstreamPath,
+		attr:         attr,
+		req:          parseRequest(body, m.maxStored),
+	}
+}
+
+// End describes how a call ended.
+type End struct {
+	// StatusCode is the status the client got: the upstream's, or the one
+	// the proxy set when it wrote its own error, such as 502 or 504. Zero
+	// means the upstream's status from Call.Response.
+	StatusCode int
+	// Err is the transport or copy error; nil when the body ended cleanly.
+	Err error
+	// ClientAborted is set when the client went away before the end.
+	ClientAborted bool
+	// TimedOut is set when the upstream made no progress in time.
+	TimedOut bool
+}
+
+// Call is one metered call in progress, from Meter.Begin to Call.Finish.
+//
+// A Call is not safe for concurrent use. Response, Write and Finish may run
+// on different goroutines only if each call happens before the next one,
+// for example because the goroutine that ran the last Write signals the one
+// that runs Finish through a channel or sync.WaitGroup. Finish must run
+// for every call, even one that failed before a response arrived, because
+// it also stops the goroutine that decodes a compressed body.
+type Call struct {
+	m            *Meter
+	id           string
+	start        time.Time
+	upstreamPath string
+	attr         Attribution
+	req          requestInfo
+
+	hasHead     bool
+	status      int       // upstream status from Response
+	headAt      time.Time // when Response was called
+	firstByteAt time.Time // when the first body byte arrived
+
+	// body receives the response bytes as they arrive: the parser itself,
+	// a decoder feeding it, or a discarding writer for an encoding that
+	// cannot be decoded. It is nil until Response or the first Write.
+	body        bodyWriter
+	jsonBody    *jsonBody     // set for a JSON or error body
+	stream      *streamParser // set for an event stream
+	decoder     *decoder      // set for a gzip or deflate body
+	badEncoding string        // a Content-Encoding that cannot be decoded
+
+	finished bool
+	record   store.Record
+}
+
+// Response records the arrival of the upstream response head, before the
+// first Write. Calls after the first are ignored.
+func (c *Call) Response(status int, header http.Header) {
+	if c.hasHead {
+		return
+	}
+	c.hasHead = true
+	c.status = status
+	c.headAt = c.m.now()
+	if c.body == nil {
+		c.startBody(header)
+	}
+}
+
+// Write takes a copy of response body bytes exactly as they came from the
+// upstream, still compressed if they were. It always returns len(p), nil,
+// and keeps no reference to p.
+func (c *Call) Write(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if c.firstByteAt.IsZero() {
+		c.firstByteAt = c.m.now()
+	}
+	if c.body == nil {
+		c.startBody(nil)
+	}
+	c.body.write(p)
+	return len(p), nil
+}
+
+// Finish builds the call's record, prices it, counts it in the metrics
+// and sends it to the sink. It returns the record, also when the sink
+// rejected it. A second call returns the same record and sends nothing.
+func (c *Call) Finish(end End) store.Record {
+	if c.finished {
+		return c.record
+	}
+	c.finished = true
+	finishedAt := c.m.now()
+
+	var decodeErr error
+	if c.decoder != nil {
+		decodeErr = c.decoder.close()
+	}
+	if c.stream != nil {
+		c.stream.finish()
+	}
+
+	rec, cost := c.buildRecord(end, finishedAt, decodeErr)
+	c.m.price(&rec, cost)
+	c.m.metrics.observe(&rec, c.ttfbKnown())
+	if c.m.sink != nil {
+		c.m.sink.Enqueue(rec)
+	}
+	c.record = rec
+	return rec
+}
+
+// StreamDone reports whether an event stream has sent its [DONE] event.
+// It is false for other bodies and for compressed streams, which are
+// decoded on another goroutine until Finish.
+func (c *Call) StreamDone() bool {
+	return c.decoder == nil && c.stream != nil && c.stream.done
+}
+
+// startBody picks the parser for the response body from its head.
+func (c *Call) startBody(header http.Header) {
+	if isEventStream(header, c.status, c.req.stream) {
+		c.stream = newStreamParser(c.m.maxStored, maxEventLine)
+		c.body = c.stream
+	} else {
+		c.jsonBody = newJSONBody(c.m.maxStored)
+		c.body = c.jsonBody
+	}
+
+	switch encoding := contentEncoding(header); encoding {
+	case "", "identity":
+	case "gzip", "x-gzip", "deflate":
+		c.decoder = newDecoder(encoding, c.body)
+		c.body = c.decoder
+	default:
+		c.badEncoding = encoding
+		c.body = discardWriter{}
+	}
+}
+
+// ttfbKnown reports whether any part of the response arrived, so the time
+// to the first byte means something.
+func (c *Call) ttfbKnown() bool {
+	return c.hasHead || !c.firstByteAt.IsZero()
+}
+
+// bodyWriter consumes response body bytes. write must not keep p.
+type bodyWriter interface {
+	write(p []byte)
+}
+
+type discardWriter struct{}
+
+func (discardWriter) write([]byte) {}

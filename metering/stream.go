@@ -1,0 +1,282 @@
+package metering
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
+)
+
+// maxToolCalls bounds the tool calls assembled from one stream. Fragments
+// for a higher index are dropped and the stored message is flagged as
+// truncated.
+const maxToolCalls = 128
+
+var doneData = []byte("[DONE]")
+
+// streamParser reads a chat or text completion stream: it parses events
+// as bytes arrive and assembles the message, the last usage and the
+// finish reason in memory bounded by maxText plus one line.
+type streamParser struct {
+	scanner sseScanner
+
+	// budget is how many more bytes of text (content, reasoning and tool
+	// arguments together) the assembled message may take.
+	budget    int
+	truncated bool
+
+	id           string
+	model        string
+	content      strings.Builder
+	reasoning    strings.Builder
+	tools        []*toolCall
+	finishReason string
+	errMsg       string // message of an error object sent as an event
+
+	usage    usage
+	usageRaw string // the last non-null usage object as sent
+	hasUsage bool
+
+	done       bool // a [DONE] event arrived
+	jsonEvents int
+	otherData  int // data events that were neither JSON nor [DONE]
+}
+
+// toolCall is one tool call merged from its streamed fragments.
+type toolCall struct {
+	Index    int              `json:"index"`
+	ID       string           `json:"id,omitempty"`
+	Type     string           `json:"type,omitempty"`
+	Function toolCallFunction `json:"function"`
+
+	args strings.Builder
+}
+
+type toolCallFunction struct {
+	Name      string `json:"name"`
+	Arguments string `json:"arguments"`
+}
+
+func newStreamParser(maxText, maxLine int) *streamParser {
+	p := &streamParser{budget: maxText}
+	p.scanner = sseScanner{maxLine: maxLine, onEvent: p.event}
+	return p
+}
+
+func (p *streamParser) write(b []byte) { p.scanner.write(b) }
+
+// finish reads the end of a stream that stopped without a line end.
+func (p *streamParser) finish() { p.scanner.finish() }
+
+// event handles the data of one event. Data that is not a JSON object,
+// such as a relay's keep-alive sent as a data line, is counted and
+// skipped.
+func (p *streamParser) event(data []byte) {
+	data = bytes.TrimSpace(data)
+	if bytes.Equal(data, doneData) {
+		p.done = true
+		return
+	}
+	if len(data) == 0 || data[0] != '{' {
+		p.otherData++
+		return
+	}
+	text := string(data)
+	if !gjson.Valid(text) {
+		p.otherData++
+		return
+	}
+	p.jsonEvents++
+
+	// One pass over the top-level keys reads everything a chunk carries.
+	gjson.Parse(text).ForEach(func(key, value gjson.Result) bool {
+		switch key.Str {
+		case "id":
+			if p.id == "" {
+				p.id = cleanField(value.String())
+			}
+		case "model":
+			if value.Type == gjson.String && value.Str != "" {
+				p.model = value.Str
+			}
+		case "usage":
+			// Earlier chunks carry "usage": null or no key; the last
+			// object wins.
+			if u, ok := parseUsage(value); ok {
+				p.usage, p.usageRaw, p.hasUsage = u, value.Raw, true
+			}
+		case "choices":
+			p.choice(value)
+		case "error":
+			if p.errMsg == "" {
+				p.errMsg = errorMessage(value)
+			}
+		}
+		return true
+	})
+}
+
+// choice merges the first choice of a chunk.
+func (p *streamParser) choice(choices gjson.Result) {
+	if !choices.IsArray() {
+		return
+	}
+	c := choices.Get("0")
+	if !c.IsObject() {
+		return
+	}
+	if delta := c.Get("delta"); delta.IsObject() {
+		p.appendText(&p.content, delta.Get("content"))
+		p.appendText(&p.reasoning, delta.Get("reasoning_content"))
+		if calls := delta.Get("tool_calls"); calls.IsArray() {
+			position := 0
+			calls.ForEach(func(_, fragment gjson.Result) bool {
+				p.toolFragment(position, fragment)
+				position++
+				return true
+			})
+		}
+	}
+	// A text completion (/beta/completions) streams choices[0].text.
+	p.appendText(&p.content, c.Get("text"))
+	if reason := c.Get("finish_reason"); reason.Type == gjson.String && reason.Str != "" {
+		p.finishReason = reason.Str
+	}
+}
+
+// toolFragment merges one streamed tool call fragment. Fragments with the
+// same index belong to one call: the first id, type and name win, and
+// arguments are appended.
+func (p *streamParser) toolFragment(position int, fragment gjson.Result) {
+	if !fragment.IsObject() {
+		return
+	}
+	index := position
+	if i := fragment.Get("index"); i.Type == gjson.Number {
+		index = int(i.Int())
+	}
+	if index < 0 || index >= maxToolCalls {
+		p.truncated = true
+		return
+	}
+
+	call := p.toolCall(index)
+	if call == nil {
+		p.truncated = true
+		return
+	}
+	if id := fragment.Get("id"); call.ID == "" && id.Type == gjson.String {
+		call.ID = cleanField(id.Str)
+	}
+	if kind := fragment.Get("type"); call.Type == "" && kind.Type == gjson.String {
+		call.Type = cleanField(kind.Str)
+	}
+	if name := fragment.Get("function.name"); call.Function.Name == "" && name.Type == gjson.String {
+		call.Function.Name = cleanField(name.Str)
+	}
+	p.appendText(&call.args, fragment.Get("function.arguments"))
+}
+
+// toolCall returns the call with the given index, adding it when new, or
+// nil when maxToolCalls calls exist already.
+func (p *streamParser) toolCall(index int) *toolCall {
+	for _, call := range p.tools {
+		if call.Index == index {
+			return call
+		}
+	}
+	if len(p.tools) >= maxToolCalls {
+		return nil
+	}
+	call := &toolCall{Index: index}
+	p.tools = append(p.tools, call)
+	return call
+}
+
+// appendText appends a string value to b within the text budget. Once the
+// budget runs out, text is cut at a character boundary and nothing more
+// is appended, so the stored message is a prefix of the real one.
+func (p *streamParser) appendText(b *strings.Builder, v gjson.Result) {
+	if v.Type != gjson.String || v.Str == "" {
+		return
+	}
+	s := v.Str
+	if len(s) > p.budget {
+		p.truncated = true
+		s = s[:runeCut([]byte(s), p.budget)]
+		p.budget = 0
+	} else {
+		p.budget -= len(s)
+	}
+	b.WriteString(s)
+}
+
+// assembledMessage is the stored form of a stream: the message put back
+// together from its chunks.
+type assembledMessage struct {
+	ID               string          `json:"id"`
+	Model            string          `json:"model"`
+	Content          string          `json:"content"`
+	ReasoningContent string          `json:"reasoning_content"`
+	ToolCalls        []*toolCall     `json:"tool_calls"`
+	FinishReason     string          `json:"finish_reason"`
+	Usage            json.RawMessage `json:"usage"` // null when none arrived
+}
+
+// assembled returns the stream's message as JSON. Invalid UTF-8 in the
+// text becomes U+FFFD.
+func (p *streamParser) assembled() string {
+	msg := assembledMessage{
+		ID:               p.id,
+		Model:            p.model,
+		Content:          p.content.String(),
+		ReasoningContent: p.reasoning.String(),
+		ToolCalls:        p.tools,
+		FinishReason:     p.finishReason,
+	}
+	if msg.ToolCalls == nil {
+		msg.ToolCalls = []*toolCall{}
+	}
+	for _, call := range p.tools {
+		call.Function.Arguments = call.args.String()
+	}
+	if p.hasUsage {
+		msg.Usage = json.RawMessage(p.usageRaw)
+	}
+
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(msg); err != nil {
+		// Every field is a string or valid JSON checked by gjson, so this
+		// does not happen; keep the text rather than nothing.
+		return sanitize(msg.Content)
+	}
+	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+// outcome reads what a record needs from a finished stream.
+func (p *streamParser) outcome(maxStored int) outcome {
+	out := outcome{
+		usage:    p.usage,
+		hasUsage: p.hasUsage,
+		model:    cleanField(p.model),
+		complete: p.done || p.finishReason != "",
+		errMsg:   p.errMsg,
+	}
+	if p.jsonEvents == 0 && !p.done {
+		out.empty = p.otherData == 0
+		out.unreadable = p.otherData > 0
+	}
+	out.data, out.truncated = p.assembled(), p.truncated
+	if len(out.data) > maxStored {
+		// Escaping can make the JSON longer than the text it holds.
+		out.data, out.truncated = cutStored([]byte(out.data), int64(len(out.data)), maxStored), true
+	}
+	if !utf8.ValidString(out.data) {
+		out.data = sanitize(out.data)
+	}
+	return out
+}
