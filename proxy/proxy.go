@@ -1,0 +1,486 @@
+// Package proxy forwards every call to the configured DeepSeek upstream
+// unchanged and tees metered calls into the metering step.
+//
+// A Proxy is an http.Handler built on httputil.ReverseProxy. The client's
+// headers, including Authorization, go upstream as they are, except the
+// X-DeepMeter-* attribution headers, which are read and removed. Responses
+// come back byte for byte, and event streams are flushed event by event.
+// The only change a client can see is the X-DeepMeter-Request-Id header.
+//
+// For a metered call (see metering.IsMetered) the proxy reads the request
+// body whole, up to Config.MaxRequestBody, so the upstream never answers
+// before the request was sent in full; it then feeds the response bytes to
+// a metering.Call as they pass and finishes the call when the response
+// ends, on every exit path. Nothing here waits on the database: the record
+// goes to a bounded queue owned by the metering writer.
+//
+// A Proxy is safe for concurrent use.
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/deepmeter/deepmeter/metering"
+)
+
+// Header names the proxy reads or sets.
+const (
+	// RequestIDHeader carries the record id back to the client.
+	RequestIDHeader = "X-DeepMeter-Request-Id"
+	// UserIDHeader, PageTabHeader and EndpointHeader attribute a call to a
+	// user, a UI page tab and the caller's own feature route. They are
+	// removed before the call goes upstream.
+	UserIDHeader   = "X-DeepMeter-User-Id"
+	PageTabHeader  = "X-DeepMeter-Page-Tab"
+	EndpointHeader = "X-DeepMeter-Endpoint"
+)
+
+// MaxAttributionLength is the longest attribution header value kept, in
+// characters; longer values are cut.
+const MaxAttributionLength = 256
+
+// DefaultMaxRequestBody is the largest metered request body accepted when
+// Config.MaxRequestBody is zero. DeepSeek's longest context, about 128K
+// tokens, is well under 2 MiB of text.
+const DefaultMaxRequestBody = 32 << 20
+
+// Config configures a Proxy.
+type Config struct {
+	// Upstream is the DeepSeek base URL, such as https://api.deepseek.com.
+	// Its path, if any, is prefixed to every request path.
+	Upstream *url.URL
+
+	// Meter meters the calls that metering.IsMetered selects. Required.
+	Meter *metering.Meter
+
+	// Transport sends requests upstream. Nil means NewTransport().
+	Transport http.RoundTripper
+
+	// MaxRequestBody bounds a metered request body in bytes. A larger body
+	// is answered with 413 and recorded. Zero means DefaultMaxRequestBody.
+	MaxRequestBody int64
+
+	// Logger receives proxy errors. Nil discards them.
+	Logger *slog.Logger
+
+	// NewID returns a new record id. Nil means a UUIDv7, which sorts by
+	// time.
+	NewID func() string
+
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+// Proxy is the metering reverse proxy.
+type Proxy struct {
+	upstream *url.URL
+	meter    *metering.Meter
+	maxBody  int64
+	logger   *slog.Logger
+	newID    func() string
+	now      func() time.Time
+	rp       *httputil.ReverseProxy
+}
+
+// New returns a Proxy for cfg.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Upstream == nil || cfg.Upstream.Host == "" {
+		return nil, errors.New("proxy: upstream URL with a host is required")
+	}
+	if cfg.Upstream.Scheme != "http" && cfg.Upstream.Scheme != "https" {
+		return nil, fmt.Errorf("proxy: upstream scheme %q is not http or https", cfg.Upstream.Scheme)
+	}
+	if cfg.Meter == nil {
+		return nil, errors.New("proxy: a meter is required")
+	}
+	p := &Proxy{
+		upstream: cfg.Upstream,
+		meter:    cfg.Meter,
+		maxBody:  cfg.MaxRequestBody,
+		logger:   cfg.Logger,
+		newID:    cfg.NewID,
+		now:      cfg.Now,
+	}
+	if p.maxBody <= 0 {
+		p.maxBody = DefaultMaxRequestBody
+	}
+	if p.logger == nil {
+		p.logger = slog.New(slog.DiscardHandler)
+	}
+	if p.newID == nil {
+		p.newID = newUUID
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	transport := cfg.Transport
+	if transport == nil {
+		transport = NewTransport()
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      transport,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.handleUpstreamError,
+		ErrorLog:       slog.NewLogLogger(p.logger.Handler(), slog.LevelDebug),
+	}
+	return p, nil
+}
+
+// NewTransport returns the transport the proxy uses by default: Go's default
+// transport settings with more idle connections per host, and with
+// compression left to the client. The standard transport would otherwise add
+// its own Accept-Encoding and decode the body, so the client would not get
+// the upstream's bytes.
+func NewTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DisableCompression = true
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.ForceAttemptHTTP2 = true
+	return t
+}
+
+// ServeHTTP forwards r upstream and, for a metered call, records it.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := p.now()
+	id := p.newID()
+	w.Header().Set(RequestIDHeader, id)
+	attr := takeAttribution(r.Header)
+
+	// Keep reading the request body after the response has started. Without
+	// this an HTTP/1 server closes the body once the handler writes, and a
+	// fast upstream answer can cut the forwarded request and its stream.
+	// HTTP/2 is always full duplex and reports an error here that is safe to
+	// ignore.
+	_ = http.NewResponseController(w).EnableFullDuplex()
+
+	if !metering.IsMetered(r.Method, r.URL.Path) {
+		p.forwardUnmetered(w, r, start)
+		return
+	}
+	p.forwardMetered(w, r, id, start, attr)
+}
+
+func (p *Proxy) forwardUnmetered(w http.ResponseWriter, r *http.Request, start time.Time) {
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		p.meter.ObservePassthrough(r.Method, r.URL.Path, sw.statusOr(http.StatusOK), p.now().Sub(start))
+	}()
+	p.rp.ServeHTTP(sw, r)
+}
+
+func (p *Proxy) forwardMetered(w http.ResponseWriter, r *http.Request, id string, start time.Time, attr metering.Attribution) {
+	body, err := readBody(r.Body, p.maxBody)
+	if err != nil {
+		call := p.meter.Begin(id, start, r.URL.Path, body, attr)
+		status, message := http.StatusBadRequest, "failed to read the request body"
+		if errors.Is(err, errBodyTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+			message = fmt.Sprintf("request body is larger than the proxy limit of %d bytes", p.maxBody)
+		}
+		aborted := r.Context().Err() != nil
+		if !aborted {
+			writeError(w, status, message)
+		}
+		call.Finish(metering.End{StatusCode: status, Err: fmt.Errorf("%s: %w", message, err), ClientAborted: aborted})
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+
+	st := &callState{call: p.meter.Begin(id, start, r.URL.Path, body, attr)}
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		recovered := recover()
+		st.finish(r, sw, recovered)
+		if recovered != nil {
+			// The standard library aborts the response by panicking with
+			// http.ErrAbortHandler once headers are out; keep that behaviour.
+			panic(recovered)
+		}
+	}()
+	p.rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), callKey{}, st)))
+}
+
+// rewrite points the outbound request at the upstream. SetURL replaces the
+// scheme and host, so an absolute-URI request line for another host still
+// goes only to the upstream. No X-Forwarded-* headers are added: the proxy
+// stays transparent.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(p.upstream)
+}
+
+// modifyResponse hands the response head to the call and tees the body.
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	st, ok := resp.Request.Context().Value(callKey{}).(*callState)
+	if !ok {
+		return nil
+	}
+	st.call.Response(resp.StatusCode, resp.Header)
+	resp.Body = &teeBody{body: resp.Body, state: st}
+	return nil
+}
+
+// handleUpstreamError answers when no response head came from upstream: the
+// upstream was unreachable, reset the connection or the client left first.
+func (p *Proxy) handleUpstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	st, _ := r.Context().Value(callKey{}).(*callState)
+	if st != nil {
+		st.upstreamErr = err
+	}
+	if r.Context().Err() != nil {
+		// The client is gone; nobody reads an answer.
+		p.logger.Debug("client left before the upstream answered", "path", r.URL.Path, "error", err)
+		if sw, ok := w.(*statusWriter); ok {
+			sw.status = StatusClientClosedRequest
+		}
+		return
+	}
+	status := http.StatusBadGateway
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		status = http.StatusGatewayTimeout
+	}
+	p.logger.Warn("upstream request failed", "path", r.URL.Path, "status", status, "error", err)
+	writeError(w, status, "upstream request failed: "+describeUpstreamError(err))
+}
+
+// StatusClientClosedRequest is the status recorded when the client left
+// before any response was written, following nginx.
+const StatusClientClosedRequest = 499
+
+// callState carries one metered call through the reverse proxy's hooks.
+// The reverse proxy runs the hooks and the body copy on the handler's
+// goroutine, so the fields need no lock: finish reads them after
+// ReverseProxy.ServeHTTP has returned or panicked.
+type callState struct {
+	call        *metering.Call
+	upstreamErr error // transport error before the response head
+	readErr     error // error reading the upstream body, io.EOF excluded
+	upstreamEOF bool  // the upstream body was read to its end
+}
+
+type callKey struct{}
+
+// finish ends the call once the reverse proxy is done with it.
+func (st *callState) finish(r *http.Request, sw *statusWriter, recovered any) {
+	end := metering.End{StatusCode: sw.statusOr(http.StatusOK)}
+
+	// A client may hang up as soon as it has the last event, before the
+	// upstream body ends; the proxy's next read from upstream then fails
+	// with the cancelled context. When the upstream body was read to its end
+	// or the stream sent [DONE], and every write succeeded, the client got
+	// the whole answer, so that is no abort.
+	complete := st.upstreamEOF || st.call.StreamDone()
+	clientGone := sw.writeErr != nil || (r.Context().Err() != nil && !complete)
+	switch {
+	case st.upstreamErr != nil:
+		end.Err = st.upstreamErr
+		end.ClientAborted = clientGone
+		end.StatusCode = sw.statusOr(http.StatusBadGateway)
+	case st.readErr != nil && !complete:
+		end.Err = fmt.Errorf("reading the upstream response: %w", st.readErr)
+		end.ClientAborted = clientGone && !errors.Is(st.readErr, io.ErrUnexpectedEOF)
+	case clientGone:
+		end.ClientAborted = true
+		end.Err = errors.New("client closed the connection before the response ended")
+	case recovered != nil && !complete:
+		end.Err = fmt.Errorf("response aborted: %v", recovered)
+	}
+	if end.ClientAborted && !sw.wroteHeader {
+		end.StatusCode = StatusClientClosedRequest
+	}
+	st.call.Finish(end)
+}
+
+// teeBody passes the upstream body to the reverse proxy and a copy of every
+// byte to the call.
+type teeBody struct {
+	body  io.ReadCloser
+	state *callState
+}
+
+func (t *teeBody) Read(p []byte) (int, error) {
+	n, err := t.body.Read(p)
+	if n > 0 {
+		t.state.call.Write(p[:n])
+	}
+	switch {
+	case err == io.EOF:
+		t.state.upstreamEOF = true
+	case err != nil && t.state.readErr == nil:
+		t.state.readErr = err
+	}
+	return n, err
+}
+
+func (t *teeBody) Close() error { return t.body.Close() }
+
+// statusWriter records the status sent and the first write error. Unwrap
+// lets http.ResponseController reach the underlying writer to flush.
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+	writeErr    error
+}
+
+func (sw *statusWriter) WriteHeader(code int) {
+	if !sw.wroteHeader && code >= 200 {
+		sw.status = code
+		sw.wroteHeader = true
+	}
+	sw.ResponseWriter.WriteHeader(code)
+}
+
+func (sw *statusWriter) Write(b []byte) (int, error) {
+	if !sw.wroteHeader {
+		sw.status = http.StatusOK
+		sw.wroteHeader = true
+	}
+	n, err := sw.ResponseWriter.Write(b)
+	if err != nil && sw.writeErr == nil {
+		sw.writeErr = err
+	}
+	return n, err
+}
+
+func (sw *statusWriter) Unwrap() http.ResponseWriter { return sw.ResponseWriter }
+
+func (sw *statusWriter) statusOr(fallback int) int {
+	if sw.status != 0 {
+		return sw.status
+	}
+	return fallback
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBody reads at most limit bytes of body. When the body is longer it
+// returns the first limit bytes and errBodyTooLarge.
+func readBody(body io.Reader, limit int64) ([]byte, error) {
+	if body == nil || body == http.NoBody {
+		return nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(body, limit+1))
+	if err != nil {
+		return data, err
+	}
+	if int64(len(data)) > limit {
+		return data[:limit], errBodyTooLarge
+	}
+	return data, nil
+}
+
+// takeAttribution reads the attribution headers and removes them, so they
+// never reach the upstream.
+func takeAttribution(h http.Header) metering.Attribution {
+	attr := metering.Attribution{
+		UserID:   cleanHeaderValue(h.Get(UserIDHeader)),
+		PageTab:  cleanHeaderValue(h.Get(PageTabHeader)),
+		Endpoint: cleanHeaderValue(h.Get(EndpointHeader)),
+	}
+	h.Del(UserIDHeader)
+	h.Del(PageTabHeader)
+	h.Del(EndpointHeader)
+	return attr
+}
+
+// cleanHeaderValue trims v, drops control characters and invalid UTF-8, and
+// cuts it to MaxAttributionLength characters.
+func cleanHeaderValue(v string) string {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return ""
+	}
+	var b strings.Builder
+	count := 0
+	for _, r := range v {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			continue
+		}
+		if count == MaxAttributionLength {
+			break
+		}
+		b.WriteRune(r)
+		count++
+	}
+	return b.String()
+}
+
+// writeError sends an OpenAI-format error body, which every OpenAI-compatible
+// client can parse.
+func writeError(w http.ResponseWriter, status int, message string) {
+	var envelope struct {
+		Error struct {
+			Message string  `json:"message"`
+			Type    string  `json:"type"`
+			Param   *string `json:"param"`
+			Code    string  `json:"code"`
+		} `json:"error"`
+	}
+	envelope.Error.Message = message
+	envelope.Error.Type = "deepmeter_error"
+	envelope.Error.Code = strings.ReplaceAll(strings.ToLower(http.StatusText(status)), " ", "_")
+	body, _ := json.Marshal(envelope)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// describeUpstreamError names the cause of a transport error in words a
+// client can act on.
+func describeUpstreamError(err error) string {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	var certErr *tls.CertificateVerificationError
+	var unknownAuthority x509.UnknownAuthorityError
+	var recordErr tls.RecordHeaderError
+	switch {
+	case errors.As(err, &certErr), errors.As(err, &unknownAuthority):
+		return "the upstream's TLS certificate is not trusted: " + err.Error()
+	case errors.As(err, &recordErr):
+		return "the TLS handshake with the upstream failed: " + err.Error()
+	case errors.As(err, &dnsErr):
+		return "DNS lookup of the upstream host failed: " + dnsErr.Error()
+	case errors.As(err, &opErr) && opErr.Op == "dial":
+		return "connecting to the upstream failed: " + opErr.Err.Error()
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the upstream closed the connection before sending a response"
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) && netErr.Timeout() {
+		return "timed out waiting for the upstream"
+	}
+	return err.Error()
+}
+
+func newUUID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}

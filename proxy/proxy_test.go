@@ -1,0 +1,510 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deepmeter/deepmeter/metering"
+	"github.com/deepmeter/deepmeter/pricing"
+	"github.com/deepmeter/deepmeter/store"
+)
+
+// recordSink collects finished records; it stands in for the writer queue,
+// which has its own tests against the real stores.
+type recordSink struct {
+	mu      sync.Mutex
+	records []store.Record
+	added   chan struct{}
+}
+
+func newRecordSink() *recordSink { return &recordSink{added: make(chan struct{}, 10000)} }
+
+func (s *recordSink) Enqueue(r store.Record) bool {
+	s.mu.Lock()
+	s.records = append(s.records, r)
+	s.mu.Unlock()
+	s.added <- struct{}{}
+	return true
+}
+
+// wait returns the first n records, failing the test if they do not arrive.
+func (s *recordSink) wait(t *testing.T, n int) []store.Record {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		got := len(s.records)
+		if got >= n {
+			out := append([]store.Record(nil), s.records...)
+			s.mu.Unlock()
+			return out
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.added:
+		case <-deadline:
+			t.Fatalf("got %d records, want %d", got, n)
+		}
+	}
+}
+
+func (s *recordSink) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.records)
+}
+
+var testTime = time.Date(2025, 11, 3, 12, 0, 0, 0, time.UTC)
+
+func testPrices(t *testing.T) *pricing.Table {
+	t.Helper()
+	table, err := pricing.NewTable([]pricing.Entry{{
+		Model:         "deepseek-chat",
+		EffectiveFrom: time.Date(2025, 9, 29, 0, 0, 0, 0, time.UTC),
+		Currency:      "USD",
+		Rates:         pricing.Rates{Hit: 28_000, Miss: 280_000, Output: 420_000},
+	}})
+	if err != nil {
+		t.Fatalf("price table: %v", err)
+	}
+	return table
+}
+
+// newTestProxy starts the proxy in front of upstream and returns its URL
+// and the records it writes.
+func newTestProxy(t *testing.T, upstream string, configure func(*Config)) (*httptest.Server, *recordSink) {
+	t.Helper()
+	u, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := newRecordSink()
+	meter := metering.NewMeter(testPrices(t), sink, nil, nil, metering.Options{Now: func() time.Time { return testTime }})
+	cfg := Config{Upstream: u, Meter: meter, Now: func() time.Time { return testTime }}
+	if configure != nil {
+		configure(&cfg)
+	}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	return srv, sink
+}
+
+const chatBody = `{"model":"deepseek-chat","messages":[{"role":"user","content":"hello"}]}`
+
+const chatResponse = `{"id":"c1","object":"chat.completion","model":"deepseek-chat","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],` +
+	`"usage":{"prompt_tokens":1500,"completion_tokens":800,"total_tokens":2300,"prompt_cache_hit_tokens":0,"prompt_cache_miss_tokens":1500}}`
+
+// Everything the client sends, except the attribution headers, reaches the
+// upstream unchanged, and the upstream's answer reaches the client
+// unchanged apart from the request-id header. This is what "change only the
+// base URL" promises a service owner.
+func TestProxyForwardsRequestAndResponseUnchanged(t *testing.T) {
+	var got struct {
+		method, path, query, auth, custom, host string
+		body                                    []byte
+		attribution                             []string
+	}
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got.method, got.path, got.query = r.Method, r.URL.Path, r.URL.RawQuery
+		got.auth, got.custom, got.host = r.Header.Get("Authorization"), r.Header.Get("X-Custom"), r.Host
+		got.body, _ = io.ReadAll(r.Body)
+		for _, h := range []string{UserIDHeader, PageTabHeader, EndpointHeader} {
+			if v := r.Header.Get(h); v != "" {
+				got.attribution = append(got.attribution, h+"="+v)
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Upstream", "yes")
+		w.WriteHeader(http.StatusOK)
+		io.WriteString(w, chatResponse)
+	}))
+	defer upstream.Close()
+	srv, sink := newTestProxy(t, upstream.URL, nil)
+
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/chat/completions?x=1", strings.NewReader(chatBody))
+	req.Header.Set("Authorization", "Bearer sk-client-key-1234")
+	req.Header.Set("X-Custom", "kept")
+	req.Header.Set(UserIDHeader, "user-7")
+	req.Header.Set(PageTabHeader, "search")
+	req.Header.Set(EndpointHeader, "/api/ai/search")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+
+	checks := []struct{ name, got, want string }{
+		{"method", got.method, http.MethodPost},
+		{"path", got.path, "/chat/completions"},
+		{"query", got.query, "x=1"},
+		{"authorization", got.auth, "Bearer sk-client-key-1234"},
+		{"custom header", got.custom, "kept"},
+		{"host", got.host, strings.TrimPrefix(upstream.URL, "http://")},
+		{"request body", string(got.body), chatBody},
+		{"attribution headers upstream", strings.Join(got.attribution, ","), ""},
+		{"response body", string(body), chatResponse},
+		{"response header", resp.Header.Get("X-Upstream"), "yes"},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	id := resp.Header.Get(RequestIDHeader)
+	if id == "" {
+		t.Fatalf("no %s header", RequestIDHeader)
+	}
+
+	rec := sink.wait(t, 1)[0]
+	if rec.ID != id {
+		t.Errorf("record id %q, header id %q", rec.ID, id)
+	}
+	if rec.UserID != "user-7" || rec.PageTab != "search" || rec.Endpoint != "/api/ai/search" || rec.UpstreamPath != "/chat/completions" {
+		t.Errorf("attribution: got user %q tab %q endpoint %q path %q", rec.UserID, rec.PageTab, rec.Endpoint, rec.UpstreamPath)
+	}
+	if !rec.Success || rec.StatusCode != 200 || rec.PromptTokens != 1500 || rec.CompletionTokens != 800 {
+		t.Errorf("record: success %v status %d prompt %d completion %d", rec.Success, rec.StatusCode, rec.PromptTokens, rec.CompletionTokens)
+	}
+	if !rec.Priced || rec.Cost.String() != "0.000756" {
+		t.Errorf("cost: priced %v cost %s, want 0.000756", rec.Priced, rec.Cost)
+	}
+	if rec.RequestData != chatBody {
+		t.Errorf("request_data: got %q", rec.RequestData)
+	}
+}
+
+// A request line with an absolute URI naming another host must still go
+// to the configured upstream, never to the named host.
+func TestProxyIgnoresAbsoluteURIHost(t *testing.T) {
+	var hits int
+	var mu sync.Mutex
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+		io.WriteString(w, `{"object":"list","data":[]}`)
+	}))
+	defer upstream.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("request reached the other host: %s %s", r.Method, r.URL)
+	}))
+	defer other.Close()
+	srv, _ := newTestProxy(t, upstream.URL, nil)
+
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET %s/models HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", other.URL, strings.TrimPrefix(other.URL, "http://"))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("status %d, want 200", resp.StatusCode)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if hits != 1 {
+		t.Errorf("upstream hits %d, want 1", hits)
+	}
+}
+
+// An event stream must reach the client event by event: the client reads
+// the first event while the upstream still holds the rest back.
+func TestProxyFlushesEachEvent(t *testing.T) {
+	release := make(chan struct{})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+		io.WriteString(w, `data: {"id":"s","model":"deepseek-chat","choices":[{"index":0,"delta":{"content":"a"}}]}`+"\n\n")
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, `data: {"id":"s","model":"deepseek-chat","choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"prompt_cache_hit_tokens":0,"prompt_cache_miss_tokens":3}}`+"\n\ndata: [DONE]\n\n")
+	}))
+	defer upstream.Close()
+	defer close(release)
+	srv, sink := newTestProxy(t, upstream.URL, nil)
+
+	resp, err := http.Post(srv.URL+"/chat/completions", "application/json", strings.NewReader(`{"model":"deepseek-chat","stream":true,"messages":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(resp.Body).ReadString('\n')
+		first <- line
+	}()
+	select {
+	case line := <-first:
+		if !strings.Contains(line, `"content":"a"`) {
+			t.Errorf("first line %q", line)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("first event not flushed to the client while the upstream waits")
+	}
+	release <- struct{}{}
+	io.Copy(io.Discard, resp.Body)
+	rec := sink.wait(t, 1)[0]
+	if !rec.Stream || rec.PromptTokens != 3 || rec.CompletionTokens != 2 || !rec.Success {
+		t.Errorf("record: stream %v prompt %d completion %d success %v", rec.Stream, rec.PromptTokens, rec.CompletionTokens, rec.Success)
+	}
+}
+
+// Many fast streams in a row over one connection: a plain ReverseProxy cut
+// a few percent of them when the upstream answered before the request body
+// was read in full. None may be cut here.
+func TestProxyManyFastStreamsNoneCut(t *testing.T) {
+	const events = `data: {"id":"s","model":"deepseek-chat","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}` + "\n\ndata: [DONE]\n\n"
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Answer before reading the request body.
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, events)
+	}))
+	defer upstream.Close()
+	srv, sink := newTestProxy(t, upstream.URL, nil)
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+	body := `{"model":"deepseek-chat","stream":true,"messages":[{"role":"user","content":"` + strings.Repeat("y", 8<<10) + `"}]}`
+	const calls = 400
+	for i := 0; i < calls; i++ {
+		resp, err := client.Post(srv.URL+"/chat/completions", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("call %d: body cut: %v", i, err)
+		}
+		if string(got) != events {
+			t.Fatalf("call %d: body %q, want the full stream", i, got)
+		}
+	}
+	records := sink.wait(t, calls)
+	for i, rec := range records {
+		if !rec.Success {
+			t.Fatalf("record %d not a success: %q flags %v", i, rec.ErrorMessage, rec.Flags)
+		}
+	}
+}
+
+// An unreachable upstream gets the client a 502 with an OpenAI-format
+// error body naming the cause, and the call is still recorded.
+func TestProxyUpstreamUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	srv, sink := newTestProxy(t, "http://"+addr, nil)
+
+	resp, err := http.Post(srv.URL+"/chat/completions", "application/json", strings.NewReader(chatBody))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("status %d, want 502", resp.StatusCode)
+	}
+	var envelope struct {
+		Error struct{ Message string } `json:"error"`
+	}
+	if err := json.Unmarshal(body, &envelope); err != nil || !strings.Contains(envelope.Error.Message, "connecting to the upstream failed") {
+		t.Errorf("error body %s (%v)", body, err)
+	}
+	rec := sink.wait(t, 1)[0]
+	if rec.Success || rec.StatusCode != http.StatusBadGateway || rec.ErrorMessage == "" || rec.RequestData != chatBody {
+		t.Errorf("record: success %v status %d error %q request %q", rec.Success, rec.StatusCode, rec.ErrorMessage, rec.RequestData)
+	}
+	if rec.Cost != 0 {
+		t.Errorf("cost %s, want 0", rec.Cost)
+	}
+}
+
+// A stream the upstream cuts midway reaches the client cut too (never as a
+// clean end), and the record says the call failed without usage.
+func TestProxyUpstreamCutsStream(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, `data: {"id":"s","model":"deepseek-chat","choices":[{"index":0,"delta":{"content":"part"}}]}`+"\n\n")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	defer upstream.Close()
+	upstream.Config.ErrorLog = discardLog()
+	srv, sink := newTestProxy(t, upstream.URL, nil)
+
+	resp, err := http.Post(srv.URL+"/chat/completions", "application/json", strings.NewReader(`{"model":"deepseek-chat","stream":true,"messages":[]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Error("client read the cut stream as complete")
+	}
+	rec := sink.wait(t, 1)[0]
+	if rec.Success || !rec.HasFlag(store.FlagUsageMissing) || rec.HasFlag(store.FlagClientAborted) {
+		t.Errorf("record: success %v flags %v error %q", rec.Success, rec.Flags, rec.ErrorMessage)
+	}
+}
+
+// A client that hangs up mid-stream leaves a record flagged
+// client_aborted, and the upstream call is cancelled.
+func TestProxyClientAbortsStream(t *testing.T) {
+	upstreamDone := make(chan struct{})
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(upstreamDone)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, `data: {"id":"s","model":"deepseek-chat","choices":[{"index":0,"delta":{"content":"part"}}]}`+"\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer upstream.Close()
+	srv, sink := newTestProxy(t, upstream.URL, nil)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/chat/completions", strings.NewReader(`{"model":"deepseek-chat","stream":true,"messages":[]}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bufio.NewReader(resp.Body).ReadString('\n')
+	cancel()
+	resp.Body.Close()
+
+	select {
+	case <-upstreamDone:
+	case <-time.After(5 * time.Second):
+		t.Error("upstream call was not cancelled after the client left")
+	}
+	rec := sink.wait(t, 1)[0]
+	if !rec.HasFlag(store.FlagClientAborted) || rec.Success {
+		t.Errorf("record: success %v flags %v", rec.Success, rec.Flags)
+	}
+}
+
+// A metered request body over the limit is answered 413 without reaching
+// the upstream, and recorded.
+func TestProxyRequestBodyTooLarge(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("oversized request reached the upstream")
+	}))
+	defer upstream.Close()
+	srv, sink := newTestProxy(t, upstream.URL, func(c *Config) { c.MaxRequestBody = 1024 })
+
+	resp, err := http.Post(srv.URL+"/chat/completions", "application/json", bytes.NewReader(bytes.Repeat([]byte("a"), 4096)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("status %d, want 413", resp.StatusCode)
+	}
+	rec := sink.wait(t, 1)[0]
+	if rec.StatusCode != http.StatusRequestEntityTooLarge || rec.Success {
+		t.Errorf("record: status %d success %v", rec.StatusCode, rec.Success)
+	}
+}
+
+// Paths that are not metered pass through, bodies and all, and leave no
+// record.
+func TestProxyUnmeteredPassThrough(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"method":%q,"path":%q,"body":%q}`, r.Method, r.URL.Path, b)
+	}))
+	defer upstream.Close()
+	srv, sink := newTestProxy(t, upstream.URL, nil)
+
+	cases := []struct{ method, path, body string }{
+		{http.MethodGet, "/models", ""},
+		{http.MethodGet, "/user/balance", ""},
+		{http.MethodPut, "/some/new/path", "data"},
+		{http.MethodGet, "/chat/completions", ""},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest(c.method, srv.URL+c.path, strings.NewReader(c.body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := fmt.Sprintf(`{"method":%q,"path":%q,"body":%q}`, c.method, c.path, c.body)
+		if string(b) != want {
+			t.Errorf("%s %s: got %s, want %s", c.method, c.path, b, want)
+		}
+		if resp.Header.Get(RequestIDHeader) == "" {
+			t.Errorf("%s %s: no request id", c.method, c.path)
+		}
+	}
+	if n := sink.count(); n != 0 {
+		t.Errorf("%d records for unmetered paths, want 0", n)
+	}
+}
+
+// Attribution values are cut and cleaned before they are stored.
+func TestCleanHeaderValue(t *testing.T) {
+	cases := []struct{ name, in, want string }{
+		{"plain", "user-1", "user-1"},
+		{"trimmed", "  tab  ", "tab"},
+		{"control characters dropped", "a\x00b\x1bc\x7f", "abc"},
+		{"unicode kept", "страница", "страница"},
+		{"cut to the limit", strings.Repeat("é", MaxAttributionLength+10), strings.Repeat("é", MaxAttributionLength)},
+		{"invalid utf-8 dropped", "a\xffb", "ab"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := cleanHeaderValue(c.in); got != c.want {
+				t.Errorf("got %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	meter := metering.NewMeter(testPrices(t), newRecordSink(), nil, nil, metering.Options{})
+	cases := []struct {
+		name string
+		cfg  Config
+	}{
+		{"no upstream", Config{Meter: meter}},
+		{"no host", Config{Upstream: &url.URL{Scheme: "http"}, Meter: meter}},
+		{"ftp scheme", Config{Upstream: &url.URL{Scheme: "ftp", Host: "x"}, Meter: meter}},
+		{"no meter", Config{Upstream: &url.URL{Scheme: "http", Host: "x"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := New(c.cfg); err == nil {
+				t.Error("New accepted the config")
+			}
+		})
+	}
+}
+
+func discardLog() *log.Logger { return log.New(io.Discard, "", 0) }
