@@ -154,7 +154,7 @@ func New(cfg Config) (http.Handler, error) {
 		s.tokenHashes = append(s.tokenHashes, sha256.Sum256([]byte(token)))
 	}
 	if len(s.tokenHashes) == 0 {
-		s.log.Warn("admin API disabled: no admin token is set", "path_prefix", usagePrefix)
+		s.log.Warn("admin API disabled: no admin token is set, so every route under it answers 401; set one with --admin-token or DEEPMETER_ADMIN_TOKEN", "path_prefix", usagePrefix)
 	}
 
 	failures, err := newAuthFailures(cfg.Registerer)
