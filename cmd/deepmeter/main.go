@@ -1,0 +1,98 @@
+// Command deepmeter is a transparent metering reverse proxy for the
+// DeepSeek API. Run "deepmeter --help" for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+const usage = `deepmeter is a transparent metering reverse proxy for the DeepSeek API.
+
+Usage:
+  deepmeter serve [flags]     run the proxy and the admin API
+  deepmeter migrate [flags]   apply the database schema and exit
+  deepmeter version           print the version
+
+Run "deepmeter COMMAND --help" for the flags of a command. Every flag can
+also be set with the environment variable named in its help.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command and returns the process exit code: 0 on
+// success, 1 on a runtime failure and 2 on a usage error.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	command, rest := args[0], args[1:]
+	switch command {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "deepmeter", versionString())
+		return 0
+	case "serve", "migrate":
+	default:
+		fmt.Fprintf(stderr, "deepmeter: unknown command %q\n\n%s", command, usage)
+		return 2
+	}
+
+	opts := serveOptions
+	if command == "migrate" {
+		opts = migrateOptions
+	}
+	raw, err := parseFlags(command, opts, rest, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "deepmeter %s: %v\n", command, err)
+		return 2
+	}
+	cfg, err := buildConfig(raw)
+	if err != nil {
+		fmt.Fprintf(stderr, "deepmeter %s: %v\n", command, err)
+		return 2
+	}
+	logger := newLogger(cfg, stderr)
+
+	if command == "migrate" {
+		err = migrate(ctx, cfg, logger)
+	} else {
+		err = serve(ctx, cfg, logger)
+	}
+	if err != nil {
+		logger.Error("deepmeter stopped", "command", command, "error", err)
+		return 1
+	}
+	return 0
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		return info.Main.Version
+	}
+	return "(devel)"
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+)
+
+func envOf(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// Every invalid value stops the program with a message naming the flag and
+// the expected form, and exit code 2.
+func TestRunRejectsInvalidFlags(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"listen without port", []string{"serve", "--listen", "127.0.0.1"}, nil, "invalid --listen"},
+		{"listen bad port", []string{"serve", "--listen", "127.0.0.1:99999"}, nil, "invalid --listen"},
+		{"admin listen garbage", []string{"serve", "--admin-listen", "nope"}, nil, "invalid --admin-listen"},
+		{"upstream ftp", []string{"serve", "--upstream", "ftp://x"}, nil, "invalid --upstream"},
+		{"upstream no host", []string{"serve", "--upstream", "https://"}, nil, "invalid --upstream"},
+		{"upstream with credentials", []string{"serve", "--upstream", "https://u:p@api.deepseek.com"}, nil, "invalid --upstream"},
+		{"database scheme", []string{"serve", "--database-url", "mysql://x"}, nil, "invalid --database-url"},
+		{"sqlite without path", []string{"serve", "--database-url", "sqlite:"}, nil, "invalid --database-url"},
+		{"short admin token", []string{"serve", "--admin-token", "short"}, nil, "invalid --admin-token"},
+		{"admin token with space", []string{"serve", "--admin-token", "0123456789abcdef 0123"}, nil, "invalid --admin-token"},
+		{"daily limit text", []string{"serve", "--daily-limit-usd", "lots"}, nil, "invalid --daily-limit-usd"},
+		{"daily limit negative", []string{"serve", "--daily-limit-usd", "-1"}, nil, "invalid --daily-limit-usd"},
+		{"shutdown grace", []string{"serve", "--shutdown-grace", "soon"}, nil, "invalid --shutdown-grace"},
+		{"log level", []string{"serve", "--log-level", "loud"}, nil, "invalid --log-level"},
+		{"log format", []string{"serve", "--log-format", "xml"}, nil, "invalid --log-format"},
+		{"queue size", []string{"serve", "--queue-size", "0"}, nil, "invalid --queue-size"},
+		{"max request body", []string{"serve", "--max-request-body", "12"}, nil, "invalid --max-request-body"},
+		{"env value checked", []string{"serve"}, map[string]string{"DEEPMETER_LISTEN": "bad"}, "invalid --listen"},
+		{"public admin without token", []string{"serve", "--admin-listen", "0.0.0.0:8081"}, nil, "without a token"},
+		{"all interfaces admin without token", []string{"serve", "--admin-listen", ":8081"}, nil, "without a token"},
+		{"unknown flag", []string{"serve", "--nope"}, nil, "flag provided but not defined"},
+		{"stray argument", []string{"serve", "extra"}, nil, "unexpected argument"},
+		{"unknown command", []string{"launch"}, nil, "unknown command"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), c.args, envOf(c.env), &stdout, &stderr)
+			if code != 2 {
+				t.Errorf("exit code %d, want 2", code)
+			}
+			if !strings.Contains(stderr.String(), c.want) {
+				t.Errorf("stderr %q does not contain %q", stderr.String(), c.want)
+			}
+		})
+	}
+}
+
+// A flag on the command line wins over its environment variable, which
+// wins over the default.
+func TestFlagPrecedence(t *testing.T) {
+	var stderr bytes.Buffer
+	env := envOf(map[string]string{"DEEPMETER_LISTEN": "127.0.0.1:9000", "DEEPMETER_UPSTREAM": "http://127.0.0.1:9001"})
+	raw, err := parseFlags("serve", serveOptions, []string{"--listen", "127.0.0.1:9100"}, env, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := buildConfig(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:9100" {
+		t.Errorf("listen %q, want the flag's 127.0.0.1:9100", cfg.Listen)
+	}
+	if got := cfg.Upstream.String(); got != "http://127.0.0.1:9001" {
+		t.Errorf("upstream %q, want the environment's", got)
+	}
+	if cfg.AdminListen != "127.0.0.1:8081" || cfg.DatabaseURL != "sqlite:deepmeter.db" {
+		t.Errorf("defaults: admin %q database %q", cfg.AdminListen, cfg.DatabaseURL)
+	}
+	if cfg.DailyLimit != 0 || cfg.AdminToken != "" {
+		t.Errorf("defaults: limit %v token set %v", cfg.DailyLimit, cfg.AdminToken != "")
+	}
+}
+
+func TestRunVersionAndHelp(t *testing.T) {
+	cases := []struct {
+		args     []string
+		code     int
+		contains string
+	}{
+		{[]string{"version"}, 0, "deepmeter "},
+		{[]string{"--version"}, 0, "deepmeter "},
+		{[]string{"--help"}, 0, "deepmeter serve"},
+		{[]string{"serve", "--help"}, 0, "DEEPMETER_ADMIN_TOKEN"},
+		{[]string{"migrate", "-h"}, 0, "DEEPMETER_DATABASE_URL"},
+		{nil, 2, "Usage:"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), c.args, envOf(nil), &stdout, &stderr)
+			if code != c.code {
+				t.Errorf("exit code %d, want %d", code, c.code)
+			}
+			if out := stdout.String() + stderr.String(); !strings.Contains(out, c.contains) {
+				t.Errorf("output %q does not contain %q", out, c.contains)
+			}
+		})
+	}
+}
+
+func TestIsLoopbackListen(t *testing.T) {
+	cases := map[string]bool{
+		"127.0.0.1:8081": true,
+		"[::1]:8081":     true,
+		"localhost:8081": true,
+		"127.8.9.1:1":    true,
+		":8081":          false,
+		"0.0.0.0:8081":   false,
+		"10.0.0.5:8081":  false,
+		"example.com:80": false,
+	}
+	for addr, want := range cases {
+		if got := isLoopbackListen(addr); got != want {
+			t.Errorf("isLoopbackListen(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+// `deepmeter migrate` applies the schema to a fresh SQLite file and exits 0.
+func TestRunMigrateSQLite(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	url := "sqlite:" + t.TempDir() + "/m.db"
+	if code := run(context.Background(), []string{"migrate", "--database-url", url}, envOf(nil), &stdout, &stderr); code != 0 {
+		t.Fatalf("exit code %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "database schema is up to date") {
+		t.Errorf("log %q", stderr.String())
+	}
+}
+
+// A price file that does not parse stops serve before it listens.
+func TestRunServeRejectsBadPriceFile(t *testing.T) {
+	dir := t.TempDir()
+	path := dir + "/prices.yaml"
+	if err := writeFile(path, "prices:\n  - model: x\n    miss: abc\n"); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--prices", path, "--database-url", "sqlite:" + dir + "/s.db",
+		"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, envOf(nil), &stdout, &stderr)
+	if code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	if !strings.Contains(stderr.String(), "invalid --prices") {
+		t.Errorf("stderr %q does not name --prices", stderr.String())
+	}
+}
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }

@@ -1,0 +1,212 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/deepmeter/deepmeter/admin"
+	"github.com/deepmeter/deepmeter/metering"
+	"github.com/deepmeter/deepmeter/pricing"
+	"github.com/deepmeter/deepmeter/proxy"
+	"github.com/deepmeter/deepmeter/store"
+)
+
+// writerFlushTimeout bounds how long shutdown waits for queued records to
+// reach the database after the listeners have stopped.
+const writerFlushTimeout = 30 * time.Second
+
+// abortWait bounds how long shutdown waits, after the grace period, for
+// cancelled calls to be recorded.
+const abortWait = 5 * time.Second
+
+func migrate(ctx context.Context, cfg *config, logger *slog.Logger) error {
+	database := store.RedactURL(cfg.DatabaseURL)
+	logger.Info("applying database migrations", "database", database)
+	if err := store.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		return fmt.Errorf("migrate %s: %w", database, err)
+	}
+	logger.Info("database schema is up to date", "database", database)
+	return nil
+}
+
+func loadPrices(cfg *config, logger *slog.Logger) (*pricing.Table, error) {
+	if cfg.PricesFile == "" {
+		return pricing.Builtin(), nil
+	}
+	table, err := pricing.LoadFile(cfg.PricesFile)
+	if err != nil {
+		return nil, fmt.Errorf("invalid --prices: %w", err)
+	}
+	logger.Info("loaded price file", "path", cfg.PricesFile, "entries", len(table.Entries()))
+	return table, nil
+}
+
+// serve runs the proxy and the admin API until ctx ends, then shuts down:
+// readiness turns false, the listeners stop, in-flight calls get
+// cfg.ShutdownGrace to finish, and queued records are written.
+func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
+	prices, err := loadPrices(cfg, logger)
+	if err != nil {
+		return err
+	}
+	if err := migrate(ctx, cfg, logger); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", store.RedactURL(cfg.DatabaseURL), err)
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	writer := metering.NewWriter(st, metering.WriterOptions{QueueSize: cfg.QueueSize}, logger.With("component", "writer"), reg)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		writer.Run(context.Background())
+	}()
+	meter := metering.NewMeter(prices, writer, logger.With("component", "metering"), reg, metering.Options{MaxStoredBody: cfg.MaxStoredBody})
+
+	px, err := proxy.New(proxy.Config{
+		Upstream:       cfg.Upstream,
+		Meter:          meter,
+		MaxRequestBody: cfg.MaxRequestBody,
+		Logger:         logger.With("component", "proxy"),
+	})
+	if err != nil {
+		return err
+	}
+
+	// admin.New logs how to set a token when there is none.
+	var tokens []string
+	if cfg.AdminToken != "" {
+		tokens = []string{cfg.AdminToken}
+	}
+	var stopping atomic.Bool
+	adminHandler, err := admin.New(admin.Config{
+		Store:      st,
+		Tokens:     tokens,
+		DailyLimit: cfg.DailyLimit,
+		Currency:   "USD",
+		Gatherer:   reg,
+		Registerer: reg,
+		Logger:     logger.With("component", "admin"),
+		Ready: func(context.Context) error {
+			if stopping.Load() {
+				return errors.New("shutting down")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+
+	// Listen before serving, so a taken port fails the start at once.
+	proxyListener, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on --listen %s: %w", cfg.Listen, err)
+	}
+	adminListener, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		proxyListener.Close()
+		return fmt.Errorf("listen on --admin-listen %s: %w", cfg.AdminListen, err)
+	}
+
+	inflight := &sync.WaitGroup{}
+	proxyServer := &http.Server{
+		Handler:           trackInflight(inflight, px),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(logger.With("component", "proxy").Handler(), slog.LevelDebug),
+	}
+	adminServer := &http.Server{
+		Handler:           adminHandler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.With("component", "admin").Handler(), slog.LevelDebug),
+	}
+	serveErr := make(chan error, 2)
+	go func() { serveErr <- proxyServer.Serve(proxyListener) }()
+	go func() { serveErr <- adminServer.Serve(adminListener) }()
+	logger.Info("deepmeter started",
+		"version", versionString(),
+		"listen", proxyListener.Addr().String(),
+		"admin_listen", adminListener.Addr().String(),
+		"upstream", cfg.Upstream.String(),
+		"database", store.RedactURL(cfg.DatabaseURL))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "grace", cfg.ShutdownGrace)
+	case err := <-serveErr:
+		runErr = fmt.Errorf("server stopped: %w", err)
+		logger.Error("server stopped, shutting down", "error", err)
+	}
+	stopping.Store(true)
+
+	graceCtx, cancelGrace := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	if err := proxyServer.Shutdown(graceCtx); err != nil {
+		// Calls still open after the grace period are cancelled; their
+		// handlers record them as client-aborted before returning.
+		logger.Warn("in-flight calls did not finish within the grace period; cancelling them", "error", err)
+		proxyServer.Close()
+	}
+	cancelGrace()
+	waitTimeout(inflight, abortWait)
+
+	adminCtx, cancelAdmin := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := adminServer.Shutdown(adminCtx); err != nil {
+		adminServer.Close()
+	}
+	cancelAdmin()
+
+	flushCtx, cancelFlush := context.WithTimeout(context.Background(), writerFlushTimeout)
+	defer cancelFlush()
+	if err := writer.Close(flushCtx); err != nil {
+		logger.Error("queued records were not written before exit", "error", err)
+		runErr = errors.Join(runErr, err)
+	}
+	<-writerDone
+	logger.Info("deepmeter stopped")
+	return runErr
+}
+
+// trackInflight counts running handlers in wg, so shutdown can wait for
+// cancelled calls to write their records.
+func trackInflight(wg *sync.WaitGroup, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wg.Add(1)
+		defer wg.Done()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(d):
+	}
+}
