@@ -1,0 +1,59 @@
+# deepmeter: `make run` starts the proxy on the embedded SQLite store,
+# `make test` runs the tests. See README.md.
+
+GO         ?= go
+BIN        ?= bin
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS    := -X main.version=$(VERSION)
+FUZZTIME   ?= 30s
+
+# The Postgres suite runs when this is set, for example:
+#   make test DEEPMETER_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'
+DEEPMETER_TEST_DATABASE_URL ?=
+export DEEPMETER_TEST_DATABASE_URL
+
+.PHONY: all build run test test-short fuzz bench demo vet clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/deepmeter ./cmd/deepmeter
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/deepseek-standin ./cmd/deepseek-standin
+
+# Starts the proxy in front of api.deepseek.com with the records in
+# ./deepmeter.db. Any DEEPMETER_* variable in the environment applies.
+run: build
+	$(BIN)/deepmeter serve
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed on:"; gofmt -l .; exit 1; }
+
+test: vet
+	@if [ -z "$(DEEPMETER_TEST_DATABASE_URL)" ]; then \
+		echo "NOTE: DEEPMETER_TEST_DATABASE_URL is not set, so the Postgres suite is skipped."; \
+		echo "      Set it to run it, e.g. DEEPMETER_TEST_DATABASE_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' make test"; \
+	else \
+		echo "Postgres suite on: $$(echo '$(DEEPMETER_TEST_DATABASE_URL)' | sed -E 's#//([^:@/]*):[^@/]*@#//\1:***@#')"; \
+	fi
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Runs each fuzz target for FUZZTIME.
+fuzz:
+	@for pkg in ./metering ./pricing; do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzzing $$pkg $$target for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Runs the DeepSeek stand-in and the proxy offline, sends a few calls and
+# prints the admin API's answers.
+demo: build
+	./scripts/demo.sh
+
+clean:
+	rm -rf $(BIN)
