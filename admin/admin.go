@@ -184,6 +184,9 @@ func (s *server) routes(metrics http.Handler) *mux.Router {
 	r.HandleFunc("/readyz", s.readyz).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", metrics).Methods(http.MethodGet, http.MethodHead)
 
+	r.Handle("/", http.RedirectHandler(dashboardPath, http.StatusFound)).Methods(http.MethodGet, http.MethodHead)
+	r.PathPrefix(dashboardPath).Handler(dashboard()).Methods(http.MethodGet, http.MethodHead)
+
 	r.HandleFunc(usagePrefix+"/stats", s.getStats).Methods(http.MethodGet)
 	r.HandleFunc(usagePrefix+"/daily-limit", s.getDailyLimit).Methods(http.MethodGet)
 	r.HandleFunc(usagePrefix+"/current-month", s.getCurrentMonth).Methods(http.MethodGet)
