@@ -1,6 +1,8 @@
 // Package admin serves deepmeter's admin HTTP API: usage statistics, spend
 // against a daily limit, the account balance and the stored records under
-// /api/admin/api-usage, plus /healthz, /readyz and /metrics.
+// /api/admin/api-usage, plus /healthz, /readyz, /metrics and a web
+// dashboard at /dashboard/ (and / redirects there). The dashboard is a static
+// page that reads the API with a token the user enters.
 //
 // The API only reads the store, except POST /api/admin/api-usage/balance,
 // which replaces the balance. Every route under /api/admin/api-usage needs a

@@ -6,14 +6,14 @@ import (
 	"net/http"
 )
 
-// webFiles is the dashboard: a static page that asks for an admin token,
+// webFiles is the dashboard: a static page that requests an admin token,
 // keeps it in the browser tab's sessionStorage and reads the JSON API with
 // it. The page itself holds no data, so serving it needs no token.
 //
 //go:embed web
 var webFiles embed.FS
 
-// dashboardPath is where the dashboard is served.
+// dashboardPath is the path prefix of the dashboard.
 const dashboardPath = "/dashboard/"
 
 // dashboardPolicy allows the page only its own scripts, styles and API
