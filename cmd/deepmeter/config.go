@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,9 +61,23 @@ var serveOptions = []option{
 	{"log-format", "DEEPMETER_LOG_FORMAT", "text", "log format: text or json"},
 }
 
-var migrateOptions = []option{
-	serveOptions[3], // database-url
-	serveOptions[11], serveOptions[12],
+// migrateOptions are the serve options that migrate also takes.
+var migrateOptions = selectOptions(serveOptions, "database-url", "log-level", "log-format")
+
+// selectOptions returns the options of opts with the given names, in the
+// order of opts. It panics on a name that opts lacks, which is a
+// programming error caught by any test that parses flags.
+func selectOptions(opts []option, names ...string) []option {
+	var out []option
+	for _, o := range opts {
+		if slices.Contains(names, o.name) {
+			out = append(out, o)
+		}
+	}
+	if len(out) != len(names) {
+		panic(fmt.Sprintf("selectOptions: some of %v are not options", names))
+	}
+	return out
 }
 
 // parseFlags parses args for a command that takes opts. A flag given on the
@@ -85,12 +100,12 @@ func parseFlags(command string, opts []option, args []string, getenv func(string
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q; deepmeter %s takes only flags (see --help)", fs.Arg(0), command)
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
 	out := make(map[string]string, len(opts))
 	for _, o := range opts {
 		out[o.name] = *values[o.name]
-		if !given[o.name] {
+		if !onCommandLine[o.name] {
 			if v, ok := lookupEnv(getenv, o.env); ok {
 				out[o.name] = v
 			}
