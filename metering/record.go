@@ -110,7 +110,7 @@ func (c *Call) buildRecord(end End, finishedAt time.Time, decodeErr error) (stor
 		}
 	case okStatus:
 		flags = append(flags, store.FlagUsageMissing)
-		if est, ok := c.estimate(out, cut); ok {
+		if est, ok := c.estimate(out, out.empty && !cut && !decodeFailed); ok {
 			priced = est
 			r.UsageSource = store.UsageEstimated
 			r.PromptTokens = est.prompt
@@ -134,11 +134,11 @@ func (c *Call) buildRecord(end End, finishedAt time.Time, decodeErr error) (stor
 // completion text that arrived, for a call whose usage never came. With
 // no cache split known, the whole prompt counts as cache misses, which
 // bounds the cost from above. It returns false when there is nothing to
-// estimate from: no text at all, or a 200 that ended cleanly with an
-// empty body, which is the upstream's overload answer and generated
-// nothing.
-func (c *Call) estimate(out outcome, cut bool) (usage, bool) {
-	if out.empty && !cut {
+// estimate from: no text at all, or emptyAnswer, a 200 that ended cleanly
+// with an empty body, which is the upstream's overload answer and
+// generated nothing.
+func (c *Call) estimate(out outcome, emptyAnswer bool) (usage, bool) {
+	if emptyAnswer {
 		return usage{}, false
 	}
 	u := usage{prompt: c.req.promptTokens, miss: c.req.promptTokens, completion: out.completionEstimate}

@@ -119,6 +119,8 @@
 //   - gzip=1, deflate=1: compress the body (gzip, or zlib as HTTP's deflate
 //     coding) and set Content-Encoding, flushing the compressor after every
 //     event, but only when the request's Accept-Encoding allows that coding.
+//   - bad_encoding=1: label the body Content-Encoding: gzip but send it
+//     uncompressed, whatever Accept-Encoding says, as a broken relay does.
 //   - crlf=1, cr=1 (streams): end the event lines with CRLF or CR.
 //   - nospace=1 (streams): write "data:{json}" and "event:name" with no space.
 //   - split=1: write the body in pieces of 1 to 13 bytes, flushing after

@@ -72,6 +72,8 @@ func (s *Server) newOutput(w http.ResponseWriter, r *http.Request, f *fault, str
 		o.comp, o.encoding = gzip.NewWriter(w), "gzip"
 	case f.deflate && acceptsEncoding(r, "deflate"):
 		o.comp, o.encoding = zlib.NewWriter(w), "deflate"
+	case f.badEncoding:
+		o.encoding = "gzip"
 	}
 	return o
 }
@@ -80,7 +82,7 @@ func (s *Server) newOutput(w http.ResponseWriter, r *http.Request, f *fault, str
 func (o *output) start(status int, contentType string) {
 	h := o.w.Header()
 	h.Set("Content-Type", contentType)
-	if o.comp != nil {
+	if o.encoding != "" {
 		h.Set("Content-Encoding", o.encoding)
 	}
 	if o.f.gzip || o.f.deflate {
