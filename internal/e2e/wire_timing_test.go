@@ -1,0 +1,329 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deepmeter/deepmeter/internal/standin"
+	"github.com/deepmeter/deepmeter/internal/testdb"
+	"github.com/deepmeter/deepmeter/proxy"
+	"github.com/deepmeter/deepmeter/store"
+)
+
+// wireIdle is the idle timeout of the timing tests: long enough for a
+// loaded machine to pass the stand-in's bytes on, short enough to keep the
+// tests fast.
+const wireIdle = 400 * time.Millisecond
+
+// TestWireIdleTimeout ends calls whose upstream stops making payload
+// progress. Keep-alive comments and blank lines do not count, so a stream
+// that only sends keep-alives after its last chunk ends instead of
+// hanging; before the head the client gets a 504, after it the response
+// is cut. Chunks that keep coming, each within the timeout, are never cut.
+func TestWireIdleTimeout(t *testing.T) {
+	s := newStackWith(t, testdb.SQLiteURL(t), stackOptions{idleTimeout: wireIdle})
+	tests := []struct {
+		name        string
+		body        string
+		fault       string // through the proxy
+		directFault string // the same bytes directly, ending by themselves
+		wantStatus  int
+		wantSuccess bool
+		wantFlags   []string
+		wantUsage   wantUsage
+		wantError   string
+	}{
+		{name: "no head in time", body: wireChat, fault: "delay=1500", wantStatus: 504, wantUsage: usageNone,
+			wantFlags: []string{store.FlagTimedOut}, wantError: "upstream timed out"},
+		{name: "blank lines only", body: wireChat, fault: "keepalive=30,keepalive_delay=50", directFault: "keepalive=30,keepalive_delay=50",
+			wantStatus: 200, wantUsage: usageEstimated,
+			wantFlags: []string{store.FlagTimedOut, store.FlagUsageMissing}, wantError: "upstream timed out"},
+		{name: "keep-alive comments after the last chunk", body: wireChatStream, fault: "trailing_keepalive=30,keepalive_delay=50",
+			directFault: "trailing_keepalive=30,keepalive_delay=50,hang=1", wantStatus: 200, wantUsage: usageReported,
+			wantFlags: []string{store.FlagTimedOut}, wantError: "upstream timed out"},
+		{name: "data keep-alives before content", body: wireChatStream, fault: "data_keepalive=30,keepalive_delay=50",
+			directFault: "data_keepalive=30,keepalive_delay=50", wantStatus: 200, wantUsage: usageEstimated,
+			wantFlags: []string{store.FlagTimedOut, store.FlagUsageMissing}, wantError: "upstream timed out"},
+		{name: "slow chunks keep the call alive", body: wireChatStream, fault: "chunk_delay=150,words=8", directFault: "chunk_delay=150,words=8",
+			wantStatus: 200, wantSuccess: true, wantUsage: usageReported},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			proxied := send(t, rawClient, s.proxy.URL, "/chat/completions", tt.body, map[string]string{standin.FaultHeader: tt.fault})
+			if proxied.status != tt.wantStatus {
+				t.Errorf("status %d, want %d", proxied.status, tt.wantStatus)
+			}
+			var direct exchange
+			if tt.directFault != "" {
+				direct = send(t, rawClient, s.upstream.URL, "/chat/completions", tt.body, map[string]string{standin.FaultHeader: tt.directFault})
+				if !bytes.HasPrefix(direct.body, proxied.body) {
+					t.Errorf("body through the proxy is not a prefix of the direct body:\n got %.300q\nwant %.300q", proxied.body, direct.body)
+				}
+				if cut := tt.wantStatus == 200 && !tt.wantSuccess; cut && proxied.readErr == nil {
+					t.Error("the client read the timed-out response as complete")
+				}
+			} else {
+				checkProxyError(t, proxied, "upstream request timed out")
+			}
+
+			rec := s.recordByID(t, proxied.header.Get(proxy.RequestIDHeader))
+			if rec.StatusCode != tt.wantStatus || rec.Success != tt.wantSuccess {
+				t.Errorf("record status %d success %v, want %d %v", rec.StatusCode, rec.Success, tt.wantStatus, tt.wantSuccess)
+			}
+			if got, want := strings.Join(rec.Flags, ","), strings.Join(sorted(tt.wantFlags), ","); got != want {
+				t.Errorf("record flags %q, want %q", got, want)
+			}
+			if rec.ErrorMessage != tt.wantError {
+				t.Errorf("record error %q, want %q", rec.ErrorMessage, tt.wantError)
+			}
+			checkUsage(t, s, tt.wantUsage, rec, direct, "/chat/completions", tt.body, nil)
+		})
+	}
+}
+
+// checkProxyError fails unless ex is an OpenAI-format error the proxy
+// wrote, with a message that contains want.
+func checkProxyError(t *testing.T, ex exchange, want string) {
+	t.Helper()
+	var envelope struct {
+		Error struct {
+			Message string  `json:"message"`
+			Type    string  `json:"type"`
+			Param   *string `json:"param"`
+			Code    string  `json:"code"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(ex.body, &envelope); err != nil {
+		t.Fatalf("error body %q is not JSON: %v", ex.body, err)
+	}
+	if !strings.Contains(envelope.Error.Message, want) || envelope.Error.Type == "" || envelope.Error.Code == "" {
+		t.Errorf("error body %s, want an OpenAI-format error whose message contains %q", ex.body, want)
+	}
+	if ct := ex.header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("error Content-Type %q, want application/json", ct)
+	}
+}
+
+// TestWireClientAbort hangs up mid-stream. By default the upstream call is
+// cancelled and the usage estimated from what was forwarded; with drain
+// the proxy reads the rest, so the record has the stand-in's exact usage.
+// Either way the record is flagged client_aborted. A client that leaves
+// before the head gets a 499 record with no usage.
+func TestWireClientAbort(t *testing.T) {
+	const fault = "chunk_delay=60,words=30"
+	tests := []struct {
+		name      string
+		drain     bool
+		fault     string
+		wantUsage wantUsage
+	}{
+		{"cancel mid-stream", false, fault, usageEstimated},
+		{"drain mid-stream", true, fault, usageReported},
+		{"drain Anthropic mid-stream", true, fault, usageReported},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStackWith(t, testdb.SQLiteURL(t), stackOptions{drain: tt.drain, idleTimeout: 5 * time.Second})
+			path, body, header := "/chat/completions", wireChatStream, map[string]string{}
+			if strings.Contains(tt.name, "Anthropic") {
+				path, body = "/anthropic/v1/messages", wireAnthStream
+				header = map[string]string{"Authorization": "", "x-api-key": apiKey}
+			}
+			header[standin.FaultHeader] = tt.fault
+			id := readFirstEventAndLeave(t, s.proxy.URL+path, body, header)
+
+			rec := s.recordByID(t, id)
+			if !rec.HasFlag(store.FlagClientAborted) || rec.Success || rec.StatusCode != 200 {
+				t.Errorf("record flags %v success %v status %d, want client_aborted, false, 200", rec.Flags, rec.Success, rec.StatusCode)
+			}
+			if tt.wantUsage == usageEstimated && rec.ErrorMessage != "client closed the connection before the response ended" {
+				t.Errorf("record error %q, want the client abort", rec.ErrorMessage)
+			}
+			// The same words without the delays: the whole answer.
+			header[standin.FaultHeader] = "words=30"
+			direct := send(t, rawClient, s.upstream.URL, path, body, header)
+			checkUsage(t, s, tt.wantUsage, rec, direct, path, body, header)
+		})
+	}
+
+	t.Run("before the head", func(t *testing.T) {
+		s := newStack(t, testdb.SQLiteURL(t))
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.proxy.URL+"/chat/completions", strings.NewReader(wireChat))
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+		req.Header.Set(standin.FaultHeader, "delay=1000")
+		if resp, err := rawClient.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatalf("status %d, want the client's own timeout", resp.StatusCode)
+		}
+		rec := s.waitRecords(t, 1)[0]
+		if !rec.HasFlag(store.FlagClientAborted) || rec.StatusCode != proxy.StatusClientClosedRequest || rec.UsageSource != store.UsageNone || rec.Cost != 0 {
+			t.Errorf("record flags %v status %d usage %q cost %s, want client_aborted 499 none 0", rec.Flags, rec.StatusCode, rec.UsageSource, rec.Cost)
+		}
+	})
+}
+
+// readFirstEventAndLeave starts a stream, reads up to its second data
+// event and closes the connection. It returns the record id.
+func readFirstEventAndLeave(t *testing.T, url, body string, header map[string]string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+apiKey)
+	for k, v := range header {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true, DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(resp.Body)
+	for events := 0; events < 2; {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended after %d events: %v", events, err)
+		}
+		if strings.HasPrefix(line, "data:") {
+			events++
+		}
+	}
+	resp.Body.Close()
+	client.CloseIdleConnections()
+	return resp.Header.Get(proxy.RequestIDHeader)
+}
+
+// TestWireRequestBodies sends request bodies as clients do besides a
+// plain Content-Length: chunked, with Expect: 100-continue, and both.
+// The stand-in answers as it does directly and the record is complete.
+func TestWireRequestBodies(t *testing.T) {
+	s := newStack(t, testdb.SQLiteURL(t))
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true, ExpectContinueTimeout: 5 * time.Second}}
+	tests := []struct {
+		name     string
+		chunked  bool
+		expect   bool
+		splitLen int
+	}{
+		{"chunked", true, false, 7},
+		{"expect 100-continue", false, true, 0},
+		{"chunked with expect 100-continue", true, true, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got [2]exchange
+			for i, base := range []string{s.upstream.URL, s.proxy.URL} {
+				var body io.Reader = strings.NewReader(wireChatStream)
+				if tt.chunked {
+					body = &trickleReader{data: []byte(wireChatStream), n: tt.splitLen}
+				}
+				req, _ := http.NewRequest(http.MethodPost, base+"/chat/completions", body)
+				req.Header.Set("Authorization", "Bearer "+apiKey)
+				req.Header.Set("Content-Type", "application/json")
+				if tt.expect {
+					req.Header.Set("Expect", "100-continue")
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, readErr := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				got[i] = exchange{status: resp.StatusCode, header: resp.Header, body: b, readErr: readErr}
+			}
+			sameExchange(t, got[0], got[1])
+			rec := s.recordByID(t, got[1].header.Get(proxy.RequestIDHeader))
+			if !rec.Success || rec.RequestData != wireChatStream {
+				t.Errorf("record success %v (%q), request data %q; want true and the whole body", rec.Success, rec.ErrorMessage, rec.RequestData)
+			}
+			checkUsage(t, s, usageReported, rec, got[0], "/chat/completions", wireChatStream, nil)
+		})
+	}
+}
+
+// trickleReader returns its data n bytes per Read and hides its length,
+// so net/http sends it chunked.
+type trickleReader struct {
+	data []byte
+	n    int
+}
+
+func (r *trickleReader) Read(p []byte) (int, error) {
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), max(r.n, 1))], r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// TestWireHTTP2 runs the proxy over TLS with HTTP/2, as `deepmeter serve`
+// does when given a certificate, and streams through it with an HTTP/2
+// client that trusts only the test certificate. Events arrive as they do
+// directly and the call is recorded.
+func TestWireHTTP2(t *testing.T) {
+	s := newStack(t, testdb.SQLiteURL(t))
+	h2 := httptest.NewUnstartedServer(s.proxy.Config.Handler)
+	h2.EnableHTTP2 = true
+	h2.StartTLS()
+	t.Cleanup(h2.Close)
+
+	transport := h2.Client().Transport.(*http.Transport).Clone()
+	transport.ForceAttemptHTTP2 = true
+	transport.DisableCompression = true
+	client := &http.Client{Transport: transport, Timeout: 30 * time.Second}
+
+	for _, tt := range []struct{ name, body, fault string }{
+		{"stream", wireChatStream, ""},
+		{"stream split", wireChatStream, "split=1"},
+		{"JSON", wireChat, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			header := map[string]string{}
+			if tt.fault != "" {
+				header[standin.FaultHeader] = tt.fault
+			}
+			direct := send(t, rawClient, s.upstream.URL, "/chat/completions", tt.body, header)
+
+			req, _ := http.NewRequest(http.MethodPost, h2.URL+"/chat/completions", strings.NewReader(tt.body))
+			req.Header.Set("Authorization", "Bearer "+apiKey)
+			req.Header.Set("Content-Type", "application/json")
+			for k, v := range header {
+				req.Header.Set(k, v)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, readErr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.ProtoMajor != 2 || resp.TLS == nil || resp.TLS.NegotiatedProtocol != "h2" {
+				t.Errorf("protocol %s (TLS %v), want HTTP/2 over TLS", resp.Proto, resp.TLS != nil)
+			}
+			proxied := exchange{status: resp.StatusCode, header: resp.Header, body: b, readErr: readErr}
+			// HTTP/2 sends no Content-Length for a streamed body either way,
+			// so compare the rest.
+			proxied.header.Del("Content-Length")
+			direct.header.Del("Content-Length")
+			sameExchange(t, direct, proxied)
+
+			rec := s.recordByID(t, resp.Header.Get(proxy.RequestIDHeader))
+			if !rec.Success {
+				t.Errorf("record not a success: %q flags %v", rec.ErrorMessage, rec.Flags)
+			}
+			checkUsage(t, s, usageReported, rec, direct, "/chat/completions", tt.body, nil)
+		})
+	}
+}
