@@ -34,6 +34,7 @@ import (
 	"net/url"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -596,6 +597,8 @@ func describeUpstreamError(err error) string {
 		return "connecting to the upstream failed: " + opErr.Err.Error()
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "the upstream closed the connection before sending a response"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "the upstream reset the connection before sending a response"
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() {
