@@ -27,7 +27,7 @@ import (
 // TestServeTLSHTTP2 starts `deepmeter serve` with certificates for both
 // listeners and streams a call through the proxy with an HTTP/2 client
 // that trusts only the test certificate: the client gets HTTP/2 and the
-// stand-in's bytes, and the admin API answers over HTTPS.
+// stand-in's bytes, and the admin API responds over HTTPS.
 func TestServeTLSHTTP2(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := writeTestCert(t, dir)

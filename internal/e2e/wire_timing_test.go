@@ -26,8 +26,9 @@ const wireIdle = 400 * time.Millisecond
 // TestWireIdleTimeout ends calls whose upstream stops making payload
 // progress. Keep-alive comments and blank lines do not count, so a stream
 // that only sends keep-alives after its last chunk ends instead of
-// hanging; before the head the client gets a 504, after it the response
-// is cut. Chunks that keep coming, each within the timeout, are never cut.
+// hanging. Before the head the client gets a 504, and after it the
+// response is cut. Chunks that keep coming, each within the timeout, are
+// never cut.
 func TestWireIdleTimeout(t *testing.T) {
 	s := newStackWith(t, testdb.SQLiteURL(t), stackOptions{idleTimeout: wireIdle})
 	tests := []struct {
