@@ -175,3 +175,34 @@ func TestCallProgress(t *testing.T) {
 	}
 	call.Finish(End{})
 }
+
+// TestCallStreamFinished is true from the final chunk of a stream on, the
+// one with a finish reason, so the proxy can tell a client that left
+// after the whole answer from one that missed part of it.
+func TestCallStreamFinished(t *testing.T) {
+	tests := []struct {
+		name   string
+		header http.Header
+		body   string
+		want   bool
+	}{
+		{"chat before the final chunk", sseHeader(), sseBody(chunk("deepseek-chat", "a", "", "null")), false},
+		{"chat final chunk", sseHeader(), sseBody(chunk("deepseek-chat", "a", "stop", usageJSON(1, 1, 0, 1))), true},
+		{"chat DONE", sseHeader(), sseBody(chunk("deepseek-chat", "a", "", "null"), "[DONE]"), true},
+		{"Anthropic before message_delta", sseHeader(), "data: {\"type\":\"message_start\",\"message\":{}}\n\n", false},
+		{"Anthropic message_delta", sseHeader(), "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":1}}\n\n", true},
+		{"JSON body", jsonHeader(), chatCompletion("deepseek-chat", "a", usageJSON(1, 1, 0, 1)), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newMeterEnv(t, Options{})
+			call := env.meter.Begin("f", testStart, "/chat/completions", []byte(chatRequest("deepseek-chat", true)), Attribution{})
+			call.Response(http.StatusOK, tt.header)
+			call.Write([]byte(tt.body))
+			if got := call.StreamFinished(); got != tt.want {
+				t.Errorf("StreamFinished() = %v, want %v", got, tt.want)
+			}
+			call.Finish(End{})
+		})
+	}
+}

@@ -271,6 +271,15 @@ func (c *Call) StreamDone() bool {
 	return c.decoder == nil && c.stream != nil && c.stream.done
 }
 
+// StreamFinished reports whether an event stream has sent its final
+// chunk, the one with a finish reason, or its end event. A client may
+// hang up right after the final chunk, so what arrives later is no part
+// of the answer it missed. It is false for other bodies and for
+// compressed streams, like StreamDone.
+func (c *Call) StreamFinished() bool {
+	return c.decoder == nil && c.stream != nil && (c.stream.done || c.stream.finishReason != "")
+}
+
 // startBody picks the parser for the response body from its head.
 func (c *Call) startBody(header http.Header) {
 	if isEventStream(header, c.status, c.req.stream) {

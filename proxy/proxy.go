@@ -427,10 +427,12 @@ type teeBody struct {
 }
 
 func (t *teeBody) Read(p []byte) (int, error) {
-	goneBefore := t.state.clientCtx.Err() != nil
 	n, err := t.body.Read(p)
 	if n > 0 {
-		if goneBefore && !t.state.call.StreamDone() {
+		// Bytes that arrive once the client has left never reach it: the
+		// client missed part of the answer, even if its writes have not
+		// failed yet.
+		if t.state.clientCtx.Err() != nil && !t.state.call.StreamFinished() {
 			t.state.clientLeft = true
 		}
 		t.state.call.Write(p[:n])

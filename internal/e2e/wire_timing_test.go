@@ -113,44 +113,66 @@ func checkProxyError(t *testing.T, ex exchange, want string) {
 	}
 }
 
-// TestWireClientAbort hangs up mid-stream. By default the upstream call is
-// cancelled and the usage estimated from what was forwarded; with drain
-// the proxy reads the rest, so the record has the stand-in's exact usage.
+// TestWireClientAbort hangs up mid-stream and just before the final chunk,
+// which carries the usage. By default the upstream call is cancelled and
+// the usage estimated from what was forwarded. With drain the proxy reads
+// the rest, so the record has the stand-in's exact usage, and an upstream
+// that then holds the connection is still ended by the idle timeout.
 // Either way the record is flagged client_aborted. A client that leaves
 // before the head gets a 499 record with no usage.
 func TestWireClientAbort(t *testing.T) {
-	const fault = "chunk_delay=60,words=30"
+	const (
+		slow      = "chunk_delay=60,words=30"
+		slowFinal = "chunk_delay=200,words=8" // time to leave before the final chunk
+	)
+	aborted := []string{store.FlagClientAborted, store.FlagUsageMissing}
 	tests := []struct {
-		name      string
-		drain     bool
-		fault     string
-		wantUsage wantUsage
+		name       string
+		drain      bool
+		anthropic  bool
+		fault      string
+		words      string // the same answer without delays
+		leaveAfter int    // data events read; 0 means all but the final chunk and [DONE]
+		wantUsage  wantUsage
+		wantFlags  []string
+		wantError  string
 	}{
-		{"cancel mid-stream", false, fault, usageEstimated},
-		{"drain mid-stream", true, fault, usageReported},
-		{"drain Anthropic mid-stream", true, fault, usageReported},
+		{"cancel mid-stream", false, false, slow, "words=30", 2, usageEstimated, aborted, msgClientAborted},
+		{"cancel before the final chunk", false, false, slowFinal, "words=8", 0, usageEstimated, aborted, msgClientAborted},
+		{"drain mid-stream", true, false, slow, "words=30", 2, usageReported, []string{store.FlagClientAborted}, msgClientAborted},
+		{"drain before the final chunk", true, false, slowFinal, "words=8", 0, usageReported, []string{store.FlagClientAborted}, msgClientAborted},
+		{"drain Anthropic mid-stream", true, true, slow, "words=30", 2, usageReported, []string{store.FlagClientAborted}, msgClientAborted},
+		{"drain ended by the idle timeout", true, false, slow + ",trailing_keepalive=2", "words=30", 2, usageReported,
+			[]string{store.FlagClientAborted, store.FlagTimedOut}, "upstream timed out"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newStackWith(t, testdb.SQLiteURL(t), stackOptions{drain: tt.drain, idleTimeout: 5 * time.Second})
+			s := newStackWith(t, testdb.SQLiteURL(t), stackOptions{drain: tt.drain, idleTimeout: wireIdle})
 			path, body, header := "/chat/completions", wireChatStream, map[string]string{}
-			if strings.Contains(tt.name, "Anthropic") {
+			if tt.anthropic {
 				path, body = "/anthropic/v1/messages", wireAnthStream
 				header = map[string]string{"Authorization": "", "x-api-key": apiKey}
 			}
-			header[standin.FaultHeader] = tt.fault
-			id := readFirstEventAndLeave(t, s.proxy.URL+path, body, header)
-
-			rec := s.recordByID(t, id)
-			if !rec.HasFlag(store.FlagClientAborted) || rec.Success || rec.StatusCode != 200 {
-				t.Errorf("record flags %v success %v status %d, want client_aborted, false, 200", rec.Flags, rec.Success, rec.StatusCode)
-			}
-			if tt.wantUsage == usageEstimated && rec.ErrorMessage != "client closed the connection before the response ended" {
-				t.Errorf("record error %q, want the client abort", rec.ErrorMessage)
-			}
-			// The same words without the delays: the whole answer.
-			header[standin.FaultHeader] = "words=30"
+			header[standin.FaultHeader] = tt.words
 			direct := send(t, rawClient, s.upstream.URL, path, body, header)
+			leaveAfter := tt.leaveAfter
+			if leaveAfter == 0 {
+				leaveAfter = bytes.Count(direct.body, []byte("\ndata:")) + 1 - 2
+			}
+
+			header[standin.FaultHeader] = tt.fault
+			id := readEventsAndLeave(t, s.proxy.URL+path, body, header, leaveAfter)
+			rec := s.recordByID(t, id)
+			if rec.Success || rec.StatusCode != 200 {
+				t.Errorf("record success %v status %d, want false, 200", rec.Success, rec.StatusCode)
+			}
+			if got, want := strings.Join(rec.Flags, ","), strings.Join(sorted(tt.wantFlags), ","); got != want {
+				t.Errorf("record flags %q, want %q", got, want)
+			}
+			if rec.ErrorMessage != tt.wantError {
+				t.Errorf("record error %q, want %q", rec.ErrorMessage, tt.wantError)
+			}
+			header[standin.FaultHeader] = tt.words
 			checkUsage(t, s, tt.wantUsage, rec, direct, path, body, header)
 		})
 	}
@@ -173,9 +195,12 @@ func TestWireClientAbort(t *testing.T) {
 	})
 }
 
-// readFirstEventAndLeave starts a stream, reads up to its second data
-// event and closes the connection. It returns the record id.
-func readFirstEventAndLeave(t *testing.T, url, body string, header map[string]string) string {
+// msgClientAborted is the error of a record whose client left.
+const msgClientAborted = "client closed the connection before the response ended"
+
+// readEventsAndLeave starts a stream, reads n data events and closes the
+// connection. It returns the record id.
+func readEventsAndLeave(t *testing.T, url, body string, header map[string]string, n int) string {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+apiKey)
@@ -192,7 +217,7 @@ func readFirstEventAndLeave(t *testing.T, url, body string, header map[string]st
 		t.Fatal(err)
 	}
 	r := bufio.NewReader(resp.Body)
-	for events := 0; events < 2; {
+	for events := 0; events < n; {
 		line, err := r.ReadString('\n')
 		if err != nil {
 			t.Fatalf("stream ended after %d events: %v", events, err)
