@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"compress/zlib"
@@ -115,14 +114,16 @@ func reportedUsage(t *testing.T, ex exchange) wireUsage {
 	}
 	var final bool
 	body = bytes.ReplaceAll(bytes.ReplaceAll(body, []byte("\r\n"), []byte("\n")), []byte("\r"), []byte("\n"))
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data:")
-		if !ok {
-			continue
+	for _, event := range strings.Split(string(body), "\n\n") {
+		// An event's data lines join with newlines; comments and other
+		// fields are skipped.
+		var data []string
+		for _, line := range strings.Split(event, "\n") {
+			if d, ok := strings.CutPrefix(line, "data:"); ok {
+				data = append(data, strings.TrimPrefix(d, " "))
+			}
 		}
-		ev := gjson.Parse(strings.TrimSpace(data))
+		ev := gjson.Parse(strings.Join(data, "\n"))
 		switch ev.Get("type").Str {
 		case "message_start":
 			take(ev.Get("message.usage"))
@@ -222,6 +223,9 @@ func TestWireCases(t *testing.T) {
 		{name: "stream data without space", path: "/chat/completions", body: wireChatStream, fault: "nospace=1", wantStatus: 200, wantSuccess: true},
 		{name: "stream split in tiny reads", path: "/chat/completions", body: wireChatStream, fault: "split=1", wantStatus: 200, wantSuccess: true},
 		{name: "stream keep-alives", path: "/chat/completions", body: wireChatStream, fault: "keepalive=3,data_keepalive=3", wantStatus: 200, wantSuccess: true},
+		{name: "stream multi-line data and comments", path: "/chat/completions", body: wireChatStream, fault: "multiline=1,split=1", wantStatus: 200, wantSuccess: true},
+		{name: "usage that does not add up", path: "/chat/completions", body: wireChatStream, fault: "usage_mismatch=1", wantStatus: 200, wantSuccess: true,
+			wantFlags: []string{store.FlagUsageMismatch}},
 		{name: "JSON after blank lines", path: "/chat/completions", body: wireChat, fault: "keepalive=4", wantStatus: 200, wantSuccess: true},
 		{name: "stream gzip", path: "/chat/completions", body: wireChatStream, fault: "gzip=1", header: gzipOK, wantStatus: 200, wantSuccess: true},
 		{name: "JSON gzip split", path: "/chat/completions", body: wireChat, fault: "gzip=1,split=1", header: gzipOK, wantStatus: 200, wantSuccess: true},

@@ -38,6 +38,8 @@ type fault struct {
 
 	gzip, deflate bool
 	badEncoding   bool
+	usageMismatch bool
+	multiline     bool
 	crlf, cr      bool
 	nospace       bool
 	split         bool
@@ -115,6 +117,8 @@ var faultKeys = map[string]faultKey{
 	"gzip":               {kind: kindBool, modes: bodyModes, set: func(f *fault, v int64) { f.gzip = v == 1 }},
 	"deflate":            {kind: kindBool, modes: bodyModes, set: func(f *fault, v int64) { f.deflate = v == 1 }},
 	"bad_encoding":       {kind: kindBool, modes: completionModes, set: func(f *fault, v int64) { f.badEncoding = v == 1 }},
+	"usage_mismatch":     {kind: kindBool, modes: completionModes, completionOnly: true, set: func(f *fault, v int64) { f.usageMismatch = v == 1 }},
+	"multiline":          {kind: kindBool, modes: streamModes, set: func(f *fault, v int64) { f.multiline = v == 1 }},
 	"crlf":               {kind: kindBool, modes: streamModes, set: func(f *fault, v int64) { f.crlf = v == 1 }},
 	"cr":                 {kind: kindBool, modes: streamModes, set: func(f *fault, v int64) { f.cr = v == 1 }},
 	"nospace":            {kind: kindBool, modes: streamModes, set: func(f *fault, v int64) { f.nospace = v == 1 }},

@@ -199,6 +199,13 @@ func (o *output) event(name string, data []byte) {
 		b.WriteString("event" + o.sep + name + o.eol)
 	}
 	b.WriteString("data" + o.sep)
+	if i := bytes.IndexByte(data, ','); o.f.multiline && i >= 0 {
+		// The reader joins data lines with a newline, which JSON takes as
+		// white space, and skips the comment line between them.
+		b.Write(data[:i+1])
+		b.WriteString(o.eol + ": multiline" + o.eol + "data" + o.sep)
+		data = data[i+1:]
+	}
 	b.Write(data)
 	b.WriteString(o.eol + o.eol)
 	o.write(b.Bytes())
