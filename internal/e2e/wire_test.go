@@ -113,17 +113,7 @@ func reportedUsage(t *testing.T, ex exchange) wireUsage {
 		return u
 	}
 	var final bool
-	body = bytes.ReplaceAll(bytes.ReplaceAll(body, []byte("\r\n"), []byte("\n")), []byte("\r"), []byte("\n"))
-	for _, event := range strings.Split(string(body), "\n\n") {
-		// An event's data lines join with newlines; comments and other
-		// fields are skipped.
-		var data []string
-		for _, line := range strings.Split(event, "\n") {
-			if d, ok := strings.CutPrefix(line, "data:"); ok {
-				data = append(data, strings.TrimPrefix(d, " "))
-			}
-		}
-		ev := gjson.Parse(strings.Join(data, "\n"))
+	for _, ev := range sseEvents(body) {
 		switch ev.Get("type").Str {
 		case "message_start":
 			take(ev.Get("message.usage"))
@@ -139,6 +129,40 @@ func reportedUsage(t *testing.T, ex exchange) wireUsage {
 		u.found = final
 	}
 	return u
+}
+
+// sseEvents parses an event stream with any line ends into the data of
+// its events. An event's data lines join with newlines; comments and
+// other fields are skipped.
+func sseEvents(body []byte) []gjson.Result {
+	body = bytes.ReplaceAll(bytes.ReplaceAll(body, []byte("\r\n"), []byte("\n")), []byte("\r"), []byte("\n"))
+	var events []gjson.Result
+	for _, event := range strings.Split(string(body), "\n\n") {
+		var data []string
+		for _, line := range strings.Split(event, "\n") {
+			if d, ok := strings.CutPrefix(line, "data:"); ok {
+				data = append(data, strings.TrimPrefix(d, " "))
+			}
+		}
+		if len(data) > 0 {
+			events = append(events, gjson.Parse(strings.Join(data, "\n")))
+		}
+	}
+	return events
+}
+
+// streamText joins the answer text of a stream: chat deltas, text
+// completion pieces and Anthropic text deltas, the final chunk's included.
+func streamText(body []byte) string {
+	var b strings.Builder
+	for _, ev := range sseEvents(body) {
+		b.WriteString(ev.Get("choices.0.delta.content").Str)
+		b.WriteString(ev.Get("choices.0.text").Str)
+		if ev.Get("delta.type").Str == "text_delta" {
+			b.WriteString(ev.Get("delta.text").Str)
+		}
+	}
+	return b.String()
 }
 
 func decodeBody(t *testing.T, ex exchange) []byte {
@@ -322,6 +346,9 @@ func TestWireCases(t *testing.T) {
 				t.Errorf("truncated response data ends %q, want the marker with the original size", tail(rec.ResponseData))
 			}
 			checkUsage(t, s, tt.wantUsage, rec, direct, tt.path, tt.body, tt.header)
+			if tt.wantSuccess && !rec.HasFlag(store.FlagResponseTruncated) {
+				checkStoredResponse(t, rec, decodeBody(t, direct))
+			}
 			cutStream := tt.wantUsage == usageEstimated && strings.Contains(tt.body, `"stream":true`) && !rec.HasFlag(store.FlagDecodeFailed)
 			if cutStream && rec.CompletionTokens == 0 {
 				t.Error("estimated completion tokens 0, want the forwarded text counted")
@@ -374,6 +401,22 @@ func checkUsage(t *testing.T, s *stack, want wantUsage, rec store.Record, direct
 		if rec.Cost != 0 {
 			t.Errorf("cost %s, want 0", rec.Cost)
 		}
+	}
+}
+
+// checkStoredResponse checks a successful record's response_data against
+// the decoded body: a JSON body as it came, without the blank lines before
+// it, and a stream as its assembled message with all of its text.
+func checkStoredResponse(t *testing.T, rec store.Record, body []byte) {
+	t.Helper()
+	if !rec.Stream {
+		if want := strings.TrimLeft(string(body), "\n"); rec.ResponseData != want {
+			t.Errorf("record response data %.200q, want the JSON body %.200q", rec.ResponseData, want)
+		}
+		return
+	}
+	if got, want := gjson.Get(rec.ResponseData, "content").Str, streamText(body); got != want {
+		t.Errorf("record content %q, want the streamed text %q", got, want)
 	}
 }
 
