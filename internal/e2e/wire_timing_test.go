@@ -353,3 +353,45 @@ func TestWireHTTP2(t *testing.T) {
 		})
 	}
 }
+
+// TestWireEstimatedCostInStats sends one whole call and one cut stream:
+// the admin stats count the cut call as estimated and report its cost as
+// the estimated part of the total, so an operator sees how much of the
+// spend is a guess.
+func TestWireEstimatedCostInStats(t *testing.T) {
+	s := newStack(t, testdb.SQLiteURL(t))
+	whole := send(t, rawClient, s.proxy.URL, "/chat/completions", wireChat, nil)
+	cut := send(t, rawClient, s.proxy.URL, "/chat/completions", wireChatStream, map[string]string{standin.FaultHeader: "cut_after=3"})
+	reported := s.recordByID(t, whole.header.Get(proxy.RequestIDHeader))
+	estimated := s.recordByID(t, cut.header.Get(proxy.RequestIDHeader))
+	if reported.UsageSource != store.UsageReported || estimated.UsageSource != store.UsageEstimated {
+		t.Fatalf("usage sources %q and %q, want reported and estimated", reported.UsageSource, estimated.UsageSource)
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, s.admin.URL+"/api/admin/api-usage/stats?days=1", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var answer struct {
+		Data struct {
+			TotalCost      json.Number `json:"total_cost"`
+			EstimatedCost  json.Number `json:"estimated_cost"`
+			EstimatedCalls int64       `json:"estimated_calls"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
+		t.Fatalf("stats: %v", err)
+	}
+	if answer.Data.EstimatedCalls != 1 {
+		t.Errorf("estimated_calls %d, want 1", answer.Data.EstimatedCalls)
+	}
+	if got, want := answer.Data.EstimatedCost.String(), estimated.Cost.String(); got != want {
+		t.Errorf("estimated_cost %s, want the cut call's %s", got, want)
+	}
+	if got, want := answer.Data.TotalCost.String(), (reported.Cost + estimated.Cost).String(); got != want {
+		t.Errorf("total_cost %s, want %s", got, want)
+	}
+}
