@@ -27,6 +27,10 @@ type jsonBody struct {
 
 	tail      []byte // last bytes after the head; up to 2*tailWindow before a shift
 	afterHead int64  // bytes that did not fit in the head
+
+	// onProgress, when set, runs for every write that carries bytes past
+	// the leading whitespace.
+	onProgress func()
 }
 
 func newJSONBody(maxHead int) *jsonBody {
@@ -44,6 +48,9 @@ func (j *jsonBody) write(p []byte) {
 		}
 		j.started = true
 		p = p[i:]
+	}
+	if j.onProgress != nil {
+		j.onProgress()
 	}
 	j.size += int64(len(p))
 
@@ -202,4 +209,7 @@ type outcome struct {
 	errMsg     string // an error message carried in the body
 	data       string // response_data
 	truncated  bool   // data was cut at the storage cap
+	// completionEstimate is the completion tokens estimated from the
+	// text that arrived; only a stream gives one.
+	completionEstimate int64
 }

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,13 +88,15 @@ func NewMeter(prices *pricing.Table, sink Sink, logger *slog.Logger, reg prometh
 }
 
 // IsMetered reports whether a request is a call the Meter records: a POST
-// to one of the completion paths, compared exactly.
+// to one of the completion paths or to the Anthropic-format messages
+// path, compared exactly.
 func IsMetered(method, path string) bool {
 	if method != http.MethodPost {
 		return false
 	}
 	switch path {
-	case "/chat/completions", "/v1/chat/completions", "/beta/completions", "/v1/completions":
+	case "/chat/completions", "/v1/chat/completions", "/beta/completions", "/v1/completions",
+		"/anthropic/v1/messages":
 		return true
 	}
 	return false
@@ -120,6 +123,7 @@ func (m *Meter) Begin(id string, start time.Time, upstreamPath string, body []by
 		upstreamPath: upstreamPath,
 		attr:         attr,
 		req:          parseRequest(body, m.maxStored),
+		began:        time.Now(),
 	}
 }
 
@@ -167,8 +171,32 @@ type Call struct {
 	decoder     *decoder      // set for a gzip or deflate body
 	badEncoding string        // a Content-Encoding that cannot be decoded
 
+	// began is when Begin ran, on the real clock whatever Options.Now is,
+	// and progressed the time after began of the last payload progress
+	// in nanoseconds. progressed is written by the goroutine that feeds
+	// the parser (the decoder's, for a compressed body) and read by
+	// LastProgress from any goroutine.
+	began      time.Time
+	progressed atomic.Int64
+
 	finished bool
 	record   store.Record
+}
+
+// LastProgress returns when the call last made progress on the payload:
+// Begin, the response head, or body bytes that carry content. Blank lines
+// before a JSON body, keep-alive comments, blank lines and data lines
+// without JSON in a stream are no progress, so an upstream that sends
+// only keep-alives can be timed out. The time is on the real clock, never
+// Options.Now. LastProgress is safe to call from any goroutine while the
+// call runs.
+func (c *Call) LastProgress() time.Time {
+	return c.began.Add(time.Duration(c.progressed.Load()))
+}
+
+// markProgress records payload progress now.
+func (c *Call) markProgress() {
+	c.progressed.Store(int64(time.Since(c.began)))
 }
 
 // Response records the arrival of the upstream response head, before the
@@ -180,6 +208,7 @@ func (c *Call) Response(status int, header http.Header) {
 	c.hasHead = true
 	c.status = status
 	c.headAt = c.m.now()
+	c.markProgress()
 	if c.body == nil {
 		c.startBody(header)
 	}
@@ -197,6 +226,11 @@ func (c *Call) Write(p []byte) (int, error) {
 	}
 	if c.body == nil {
 		c.startBody(nil)
+	}
+	if c.badEncoding != "" {
+		// An undecodable body cannot be told apart from keep-alives, so
+		// every byte counts as progress.
+		c.markProgress()
 	}
 	c.body.write(p)
 	return len(p), nil
@@ -237,13 +271,24 @@ func (c *Call) StreamDone() bool {
 	return c.decoder == nil && c.stream != nil && c.stream.done
 }
 
+// StreamFinished reports whether an event stream has sent its final
+// chunk, the one with a finish reason, or its end event. A client may
+// hang up right after the final chunk, so what arrives later is no part
+// of the answer it missed. It is false for other bodies and for
+// compressed streams, like StreamDone.
+func (c *Call) StreamFinished() bool {
+	return c.decoder == nil && c.stream != nil && (c.stream.done || c.stream.finishReason != "")
+}
+
 // startBody picks the parser for the response body from its head.
 func (c *Call) startBody(header http.Header) {
 	if isEventStream(header, c.status, c.req.stream) {
 		c.stream = newStreamParser(c.m.maxStored, maxEventLine)
+		c.stream.onProgress = c.markProgress
 		c.body = c.stream
 	} else {
 		c.jsonBody = newJSONBody(c.m.maxStored)
+		c.jsonBody.onProgress = c.markProgress
 		c.body = c.jsonBody
 	}
 

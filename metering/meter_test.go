@@ -13,6 +13,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/deepmeter/deepmeter/pricing"
 	"github.com/deepmeter/deepmeter/store"
 )
 
@@ -31,7 +32,9 @@ func TestIsMetered(t *testing.T) {
 		{"POST", "/chat/completions/", false},
 		{"POST", "/CHAT/COMPLETIONS", false},
 		{"POST", "/models", false},
-		{"POST", "/anthropic/v1/messages", false},
+		{"POST", "/anthropic/v1/messages", true},
+		{"GET", "/anthropic/v1/messages", false},
+		{"POST", "/anthropic/v1/complete", false},
 		{"POST", "", false},
 	}
 	for _, tt := range tests {
@@ -182,7 +185,10 @@ func TestCallErrorResponses(t *testing.T) {
 
 // TestCallFailedWithoutUsage covers 2xx calls that ended without usage.
 // Each must be recorded as a failure with FlagUsageMissing, never as a
-// silent zero-cost success.
+// silent zero-cost success. Where text exists, the tokens are estimated
+// from it (the request's 23 ASCII characters are 7 tokens at 0.3 each,
+// the streamed "a" and "b" 1 token) and priced; a clean empty
+// 200 generated nothing and has no usage at all.
 func TestCallFailedWithoutUsage(t *testing.T) {
 	cutStream := sseBody(chunk("deepseek-chat", "a", "", "null"), chunk("deepseek-chat", "b", "", "null"))
 	tests := []struct {
@@ -192,21 +198,24 @@ func TestCallFailedWithoutUsage(t *testing.T) {
 		end         End
 		wantMessage string
 		wantFlags   []string
+		// wantCompletion is the estimated completion tokens; -1 means
+		// no estimate at all (usage source none).
+		wantCompletion int64
 	}{
-		{"empty 200", jsonHeader(), "", End{}, "empty response", []string{store.FlagUsageMissing}},
-		{"only blank lines", jsonHeader(), "\n\n\n\n", End{}, "empty response", []string{store.FlagUsageMissing}},
-		{"stream of keep-alives", sseHeader(), ": keep-alive\n\n: keep-alive\n\n", End{}, "empty response", []string{store.FlagUsageMissing}},
+		{"empty 200", jsonHeader(), "", End{}, "empty response", []string{store.FlagUsageMissing}, -1},
+		{"only blank lines", jsonHeader(), "\n\n\n\n", End{}, "empty response", []string{store.FlagUsageMissing}, -1},
+		{"stream of keep-alives", sseHeader(), ": keep-alive\n\n: keep-alive\n\n", End{}, "empty response", []string{store.FlagUsageMissing}, -1},
 		{"stream cut by reset", sseHeader(), cutStream, End{Err: errors.New("reading the upstream response: connection reset by peer")},
-			"reading the upstream response: connection reset by peer", []string{store.FlagUsageMissing}},
-		{"stream cut without error", sseHeader(), cutStream, End{}, "stream ended before the final chunk", []string{store.FlagUsageMissing}},
+			"reading the upstream response: connection reset by peer", []string{store.FlagUsageMissing}, 1},
+		{"stream cut without error", sseHeader(), cutStream, End{}, "stream ended before the final chunk", []string{store.FlagUsageMissing}, 1},
 		{"client aborted", sseHeader(), cutStream, End{ClientAborted: true}, "client closed the connection before the response ended",
-			[]string{store.FlagClientAborted, store.FlagUsageMissing}},
-		{"timed out", sseHeader(), cutStream, End{TimedOut: true, StatusCode: 200}, "upstream timed out", []string{store.FlagTimedOut, store.FlagUsageMissing}},
-		{"done without usage", sseHeader(), sseBody(chunk("deepseek-chat", "a", "", ""), "[DONE]"), End{}, "response has no usage", []string{store.FlagUsageMissing}},
-		{"JSON without usage", jsonHeader(), `{"id":"x","choices":[]}`, End{}, "response has no usage", []string{store.FlagUsageMissing}},
-		{"invalid JSON", jsonHeader(), `{"id":"x","choices":[`, End{}, "response body is not valid JSON", []string{store.FlagDecodeFailed, store.FlagUsageMissing}},
-		{"stream of junk data", sseHeader(), "data: hello\n\ndata: world\n\n", End{}, "stream carried no JSON events", []string{store.FlagDecodeFailed, store.FlagUsageMissing}},
-		{"error event in a stream", sseHeader(), sseBody(`{"error":{"message":"Server overloaded"}}`), End{}, "Server overloaded", []string{store.FlagUsageMissing}},
+			[]string{store.FlagClientAborted, store.FlagUsageMissing}, 1},
+		{"timed out", sseHeader(), cutStream, End{TimedOut: true, StatusCode: 200}, "upstream timed out", []string{store.FlagTimedOut, store.FlagUsageMissing}, 1},
+		{"done without usage", sseHeader(), sseBody(chunk("deepseek-chat", "a", "", ""), "[DONE]"), End{}, "response has no usage", []string{store.FlagUsageMissing}, 1},
+		{"JSON without usage", jsonHeader(), `{"id":"x","choices":[]}`, End{}, "response has no usage", []string{store.FlagUsageMissing}, 0},
+		{"invalid JSON", jsonHeader(), `{"id":"x","choices":[`, End{}, "response body is not valid JSON", []string{store.FlagDecodeFailed, store.FlagUsageMissing}, 0},
+		{"stream of junk data", sseHeader(), "data: hello\n\ndata: world\n\n", End{}, "stream carried no JSON events", []string{store.FlagDecodeFailed, store.FlagUsageMissing}, 0},
+		{"error event in a stream", sseHeader(), sseBody(`{"error":{"message":"Server overloaded"}}`), End{}, "Server overloaded", []string{store.FlagUsageMissing}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -222,11 +231,17 @@ func TestCallFailedWithoutUsage(t *testing.T) {
 			if flagsString(rec.Flags) != flagsString(tt.wantFlags) {
 				t.Errorf("flags = %v, want %v", rec.Flags, tt.wantFlags)
 			}
-			if rec.UsageSource != store.UsageNone || rec.PromptTokens != 0 {
-				t.Errorf("usage source, prompt tokens = %q, %d; want none, 0", rec.UsageSource, rec.PromptTokens)
+			wantSource, wantPrompt, wantCompletion := store.UsageEstimated, int64(7), tt.wantCompletion
+			if tt.wantCompletion < 0 {
+				wantSource, wantPrompt, wantCompletion = store.UsageNone, 0, 0
 			}
-			if !rec.Priced || rec.Cost != 0 {
-				t.Errorf("priced, cost = %v, %s; want true, 0", rec.Priced, rec.Cost)
+			if rec.UsageSource != wantSource || rec.PromptTokens != wantPrompt || rec.CompletionTokens != wantCompletion {
+				t.Errorf("usage source, prompt, completion = %q, %d, %d; want %q, %d, %d",
+					rec.UsageSource, rec.PromptTokens, rec.CompletionTokens, wantSource, wantPrompt, wantCompletion)
+			}
+			wantCost := pricing.Money(wantPrompt*280_000 + wantCompletion*420_000)
+			if !rec.Priced || rec.Cost != wantCost {
+				t.Errorf("priced, cost = %v, %s; want true, %s", rec.Priced, rec.Cost, wantCost)
 			}
 		})
 	}

@@ -109,10 +109,15 @@ func (c *Call) buildRecord(end End, finishedAt time.Time, decodeErr error) (stor
 			flags = append(flags, store.FlagUsageMismatch)
 		}
 	case okStatus:
-		// TODO: estimate the tokens from the request and the text that
-		// arrived, and set UsageSource to store.UsageEstimated. Until
-		// then such a call records zero tokens and is flagged.
 		flags = append(flags, store.FlagUsageMissing)
+		if est, ok := c.estimate(out, out.empty && !cut && !decodeFailed); ok {
+			priced = est
+			r.UsageSource = store.UsageEstimated
+			r.PromptTokens = est.prompt
+			r.CompletionTokens = est.completion
+			r.TotalTokens = est.total
+			r.PromptCacheMissTokens = est.miss
+		}
 	}
 
 	r.Success = okStatus && !cut && !decodeFailed && out.hasUsage && out.complete && out.errMsg == ""
@@ -123,6 +128,22 @@ func (c *Call) buildRecord(end End, finishedAt time.Time, decodeErr error) (stor
 	slices.Sort(flags)
 	r.Flags = slices.Compact(flags)
 	return r, priced
+}
+
+// estimate returns the usage estimated from the request's text and the
+// completion text that arrived, for a call whose usage never came. With
+// no cache split known, the whole prompt counts as cache misses, which
+// bounds the cost from above. It returns false when there is nothing to
+// estimate from: no text at all, or emptyAnswer, a 200 that ended cleanly
+// with an empty body, which is the upstream's overload answer and
+// generated nothing.
+func (c *Call) estimate(out outcome, emptyAnswer bool) (usage, bool) {
+	if emptyAnswer {
+		return usage{}, false
+	}
+	u := usage{prompt: c.req.promptTokens, miss: c.req.promptTokens, completion: out.completionEstimate}
+	u.total = saturatingAdd(u.prompt, u.completion)
+	return u, u.total > 0
 }
 
 // outcome returns what the response body gave, or an empty outcome when
@@ -142,14 +163,14 @@ func (c *Call) outcome() outcome {
 // with the body.
 func failureReason(c *Call, end End, out outcome, failedStatus bool, decodeErr error) string {
 	switch {
+	case end.TimedOut:
+		return msgTimedOut
 	case failedStatus && out.errMsg != "":
 		return out.errMsg
 	case failedStatus && end.Err == nil:
 		return statusText(max(c.status, end.StatusCode))
 	case end.Err != nil:
 		return end.Err.Error()
-	case end.TimedOut:
-		return msgTimedOut
 	case end.ClientAborted:
 		return msgClientAborted
 	case out.errMsg != "":

@@ -26,6 +26,9 @@ type requestInfo struct {
 	message   string // "N/A" when the request has none
 	data      string // the stored request body
 	truncated bool   // data was cut at the storage cap
+	// promptTokens is the estimate of the prompt from the request's
+	// text, used when no usage arrives.
+	promptTokens int64
 }
 
 // parseRequest reads the request fields a record needs from body and
@@ -45,6 +48,7 @@ func parseRequest(body []byte, maxStored int) requestInfo {
 	if msg := messageText(root); msg != "" {
 		info.message = msg
 	}
+	info.promptTokens = estimatePromptTokens(root)
 	return info
 }
 

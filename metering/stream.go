@@ -39,10 +39,31 @@ type streamParser struct {
 	usageRaw string // the last non-null usage object as sent
 	hasUsage bool
 
-	done       bool // a [DONE] event arrived
+	done       bool // a [DONE] event arrived, or message_stop on /anthropic
 	jsonEvents int
 	otherData  int // data events that were neither JSON nor [DONE]
+
+	// anthropic holds the usage of an Anthropic-format stream, which
+	// message_start and message_delta each carry a part of.
+	anthropic anthropicUsage
+
+	// completion counts all the text of content, reasoning and tool
+	// arguments, also past the budget, to estimate the completion tokens
+	// when no usage arrives. Each kind is rounded up on its own.
+	completion [3]textTenths
+
+	// onProgress, when set, runs for every event that carries payload:
+	// JSON data or the end of the stream. Keep-alive comments, blank
+	// lines and data lines without JSON do not count.
+	onProgress func()
 }
+
+// Indexes of streamParser.completion.
+const (
+	textContent = iota
+	textReasoning
+	textToolArguments
+)
 
 // toolCall is one tool call merged from its streamed fragments.
 type toolCall struct {
@@ -77,6 +98,7 @@ func (p *streamParser) event(data []byte) {
 	data = bytes.TrimSpace(data)
 	if bytes.Equal(data, doneData) {
 		p.done = true
+		p.progress()
 		return
 	}
 	if len(data) == 0 || data[0] != '{' {
@@ -89,9 +111,18 @@ func (p *streamParser) event(data []byte) {
 		return
 	}
 	p.jsonEvents++
+	p.progress()
+
+	// An Anthropic-format event names its kind in "type"; a chat or text
+	// completion chunk has "object" instead.
+	root := gjson.Parse(text)
+	if kind := root.Get("type"); kind.Type == gjson.String {
+		p.anthropicEvent(kind.Str, root)
+		return
+	}
 
 	// One pass over the top-level keys reads everything a chunk carries.
-	gjson.Parse(text).ForEach(func(key, value gjson.Result) bool {
+	root.ForEach(func(key, value gjson.Result) bool {
 		switch key.Str {
 		case "id":
 			if p.id == "" {
@@ -128,8 +159,8 @@ func (p *streamParser) choice(choices gjson.Result) {
 		return
 	}
 	if delta := c.Get("delta"); delta.IsObject() {
-		p.appendText(&p.content, delta.Get("content"))
-		p.appendText(&p.reasoning, delta.Get("reasoning_content"))
+		p.appendText(&p.content, textContent, delta.Get("content"))
+		p.appendText(&p.reasoning, textReasoning, delta.Get("reasoning_content"))
 		if calls := delta.Get("tool_calls"); calls.IsArray() {
 			position := 0
 			calls.ForEach(func(_, fragment gjson.Result) bool {
@@ -140,7 +171,7 @@ func (p *streamParser) choice(choices gjson.Result) {
 		}
 	}
 	// A text completion (/beta/completions) streams choices[0].text.
-	p.appendText(&p.content, c.Get("text"))
+	p.appendText(&p.content, textContent, c.Get("text"))
 	if reason := c.Get("finish_reason"); reason.Type == gjson.String && reason.Str != "" {
 		p.finishReason = reason.Str
 	}
@@ -176,7 +207,7 @@ func (p *streamParser) toolFragment(position int, fragment gjson.Result) {
 	if name := fragment.Get("function.name"); call.Function.Name == "" && name.Type == gjson.String {
 		call.Function.Name = cleanField(name.Str)
 	}
-	p.appendText(&call.args, fragment.Get("function.arguments"))
+	p.appendText(&call.args, textToolArguments, fragment.Get("function.arguments"))
 }
 
 // toolCall returns the call with the given index, adding it when new, or
@@ -195,14 +226,16 @@ func (p *streamParser) toolCall(index int) *toolCall {
 	return call
 }
 
-// appendText appends a string value to b within the text budget. Once the
-// budget runs out, text is cut at a character boundary and nothing more
-// is appended, so the stored message is a prefix of the real one.
-func (p *streamParser) appendText(b *strings.Builder, v gjson.Result) {
+// appendText appends a string value to b within the text budget and
+// counts it as completion text of the given kind. Once the budget runs
+// out, text is cut at a character boundary and nothing more is appended,
+// so the stored message is a prefix of the real one.
+func (p *streamParser) appendText(b *strings.Builder, kind int, v gjson.Result) {
 	if v.Type != gjson.String || v.Str == "" {
 		return
 	}
 	s := v.Str
+	p.completion[kind].add(s)
 	if len(s) > p.budget {
 		p.truncated = true
 		s = s[:runeCut([]byte(s), p.budget)]
@@ -211,6 +244,22 @@ func (p *streamParser) appendText(b *strings.Builder, v gjson.Result) {
 		p.budget -= len(s)
 	}
 	b.WriteString(s)
+}
+
+func (p *streamParser) progress() {
+	if p.onProgress != nil {
+		p.onProgress()
+	}
+}
+
+// estimatedCompletion estimates the completion tokens from the text that
+// arrived.
+func (p *streamParser) estimatedCompletion() int64 {
+	var n int64
+	for _, t := range p.completion {
+		n += t.tokens()
+	}
+	return n
 }
 
 // assembledMessage is the stored form of a stream: the message put back
@@ -265,6 +314,8 @@ func (p *streamParser) outcome(maxStored int) outcome {
 		model:    cleanField(p.model),
 		complete: p.done || p.finishReason != "",
 		errMsg:   p.errMsg,
+
+		completionEstimate: p.estimatedCompletion(),
 	}
 	if p.jsonEvents == 0 && !p.done {
 		out.empty = p.otherData == 0

@@ -31,10 +31,16 @@ type usage struct {
 // The cache split comes from the top-level prompt_cache_hit_tokens and
 // prompt_cache_miss_tokens. Only when neither is present does
 // prompt_tokens_details.cached_tokens give the hits, with the rest of the
-// prompt as misses. A negative count reads as 0.
+// prompt as misses. A negative count reads as 0. A usage object in
+// Anthropic's shape, without prompt_tokens, is mapped by anthropicUsage.
 func parseUsage(v gjson.Result) (usage, bool) {
 	if !v.IsObject() {
 		return usage{}, false
+	}
+	if isAnthropicUsage(v) {
+		var a anthropicUsage
+		a.merge(v)
+		return a.usage(), true
 	}
 	u := usage{
 		prompt:     tokenCount(v.Get("prompt_tokens")),

@@ -27,11 +27,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -56,6 +59,11 @@ const (
 // MaxAttributionLength is the longest attribution header value kept, in
 // characters; longer values are cut.
 const MaxAttributionLength = 256
+
+// DefaultIdleTimeout is Config.IdleTimeout when it is zero. DeepSeek
+// closes a request that has not started inference within about 10
+// minutes, so a longer wait cannot end well.
+const DefaultIdleTimeout = 10 * time.Minute
 
 // DefaultMaxRequestBody is the largest metered request body accepted when
 // Config.MaxRequestBody is zero. DeepSeek's longest context, about 128K
@@ -87,6 +95,20 @@ type Config struct {
 
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
+
+	// IdleTimeout ends a metered call whose upstream made no payload
+	// progress for this long (see metering.Call.LastProgress): before the
+	// response head the client gets 504, after it the response is
+	// aborted, and the record is flagged timed_out. Keep-alives do not
+	// count as progress. Zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+
+	// DrainOnClientAbort keeps reading the upstream response after the
+	// client of a metered call went away, until it ends or IdleTimeout
+	// passes without progress, so the record gets the upstream's usage.
+	// The client gets nothing more. False cancels the upstream call, as a
+	// client talking to DeepSeek directly would by hanging up.
+	DrainOnClientAbort bool
 }
 
 // Proxy is the metering reverse proxy.
@@ -97,6 +119,8 @@ type Proxy struct {
 	logger   *slog.Logger
 	newID    func() string
 	now      func() time.Time
+	idle     time.Duration
+	drain    bool
 	rp       *httputil.ReverseProxy
 }
 
@@ -118,6 +142,11 @@ func New(cfg Config) (*Proxy, error) {
 		logger:   cfg.Logger,
 		newID:    cfg.NewID,
 		now:      cfg.Now,
+		idle:     cfg.IdleTimeout,
+		drain:    cfg.DrainOnClientAbort,
+	}
+	if p.idle <= 0 {
+		p.idle = DefaultIdleTimeout
 	}
 	if p.maxBody <= 0 {
 		p.maxBody = DefaultMaxRequestBody
@@ -173,22 +202,25 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// ignore.
 	_ = http.NewResponseController(w).EnableFullDuplex()
 
+	// The reverse proxy clears the response header after forwarding an
+	// upstream 1xx response, so statusWriter sets the id again on the
+	// final head.
+	sw := &statusWriter{ResponseWriter: w, requestID: id}
 	if !metering.IsMetered(r.Method, r.URL.Path) {
-		p.forwardUnmetered(w, r, start)
+		p.forwardUnmetered(sw, r, start)
 		return
 	}
-	p.forwardMetered(w, r, id, start, attr)
+	p.forwardMetered(sw, r, id, start, attr)
 }
 
-func (p *Proxy) forwardUnmetered(w http.ResponseWriter, r *http.Request, start time.Time) {
-	sw := &statusWriter{ResponseWriter: w}
+func (p *Proxy) forwardUnmetered(sw *statusWriter, r *http.Request, start time.Time) {
 	defer func() {
 		p.meter.ObservePassthrough(r.Method, r.URL.Path, sw.statusOr(http.StatusOK), p.now().Sub(start))
 	}()
 	p.rp.ServeHTTP(sw, r)
 }
 
-func (p *Proxy) forwardMetered(w http.ResponseWriter, r *http.Request, id string, start time.Time, attr metering.Attribution) {
+func (p *Proxy) forwardMetered(sw *statusWriter, r *http.Request, id string, start time.Time, attr metering.Attribution) {
 	body, err := readBody(r.Body, p.maxBody)
 	if err != nil {
 		call := p.meter.Begin(id, start, r.URL.Path, body, attr)
@@ -199,7 +231,7 @@ func (p *Proxy) forwardMetered(w http.ResponseWriter, r *http.Request, id string
 		}
 		aborted := r.Context().Err() != nil
 		if !aborted {
-			writeError(w, status, message)
+			writeError(sw, status, message)
 		}
 		call.Finish(metering.End{StatusCode: status, Err: fmt.Errorf("%s: %w", message, err), ClientAborted: aborted})
 		return
@@ -207,9 +239,28 @@ func (p *Proxy) forwardMetered(w http.ResponseWriter, r *http.Request, id string
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	r.TransferEncoding = nil
+	// The client already got its 100 Continue when the body was read, and
+	// the whole body goes upstream at once.
+	r.Header.Del("Expect")
 
-	st := &callState{call: p.meter.Begin(id, start, r.URL.Path, body, attr)}
-	sw := &statusWriter{ResponseWriter: w}
+	// The upstream call runs on its own context: cancelled by the idle
+	// watch, and by the client leaving unless the proxy drains.
+	upstreamCtx := r.Context()
+	if p.drain {
+		upstreamCtx = context.WithoutCancel(upstreamCtx)
+	}
+	upstreamCtx, cancel := context.WithCancelCause(upstreamCtx)
+	defer cancel(nil)
+
+	st := &callState{
+		call:        p.meter.Begin(id, start, r.URL.Path, body, attr),
+		clientCtx:   r.Context(),
+		upstreamCtx: upstreamCtx,
+		drain:       p.drain,
+		sw:          sw,
+	}
+	stopWatch := watchIdle(st.call, p.idle, cancel)
+	defer stopWatch()
 	defer func() {
 		recovered := recover()
 		st.finish(r, sw, recovered)
@@ -219,7 +270,38 @@ func (p *Proxy) forwardMetered(w http.ResponseWriter, r *http.Request, id string
 			panic(recovered)
 		}
 	}()
-	p.rp.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), callKey{}, st)))
+	p.rp.ServeHTTP(sw, r.WithContext(context.WithValue(upstreamCtx, callKey{}, st)))
+}
+
+// errIdleTimeout is the cause of an upstream context cancelled by the idle
+// watch.
+var errIdleTimeout = errors.New("upstream made no progress within the idle timeout")
+
+// watchIdle cancels a call's upstream context with errIdleTimeout once
+// call.LastProgress is idle old. One timer per call is re-armed for the
+// time left, so progress costs nothing but an atomic store. The returned
+// function stops the watch.
+func watchIdle(call *metering.Call, idle time.Duration, cancel context.CancelCauseFunc) (stop func()) {
+	var stopped atomic.Bool
+	// The timer starts far in the future and is armed by Reset only
+	// after it is assigned, so the callback always sees it.
+	var timer *time.Timer
+	timer = time.AfterFunc(time.Duration(math.MaxInt64), func() {
+		if stopped.Load() {
+			return
+		}
+		waited := time.Since(call.LastProgress())
+		if waited >= idle {
+			cancel(errIdleTimeout)
+			return
+		}
+		timer.Reset(idle - waited)
+	})
+	timer.Reset(idle)
+	return func() {
+		stopped.Store(true)
+		timer.Stop()
+	}
 }
 
 // rewrite points the outbound request at the upstream. SetURL replaces the
@@ -244,11 +326,18 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // handleUpstreamError answers when no response head came from upstream: the
 // upstream was unreachable, reset the connection or the client left first.
 func (p *Proxy) handleUpstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	clientCtx := r.Context()
 	st, _ := r.Context().Value(callKey{}).(*callState)
 	if st != nil {
 		st.upstreamErr = err
+		clientCtx = st.clientCtx
 	}
-	if r.Context().Err() != nil {
+	if st != nil && st.timedOut() {
+		p.logger.Warn("upstream timed out before the response head", "path", r.URL.Path, "idle_timeout", p.idle)
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("upstream request timed out: no response within %s", p.idle))
+		return
+	}
+	if clientCtx.Err() != nil {
 		// The client is gone; nobody reads an answer.
 		p.logger.Debug("client left before the upstream answered", "path", r.URL.Path, "error", err)
 		if sw, ok := w.(*statusWriter); ok {
@@ -275,9 +364,21 @@ const StatusClientClosedRequest = 499
 // ReverseProxy.ServeHTTP has returned or panicked.
 type callState struct {
 	call        *metering.Call
+	clientCtx   context.Context // the client request's context
+	upstreamCtx context.Context // the upstream call's context
+	drain       bool            // keep reading the upstream after the client left
+	sw          *statusWriter
+
 	upstreamErr error // transport error before the response head
 	readErr     error // error reading the upstream body, io.EOF excluded
 	upstreamEOF bool  // the upstream body was read to its end
+	clientLeft  bool  // upstream bytes arrived after the client had left
+	drained     bool  // the rest of the body was read after the client left
+}
+
+// timedOut reports whether the idle watch ended the upstream call.
+func (st *callState) timedOut() bool {
+	return errors.Is(context.Cause(st.upstreamCtx), errIdleTimeout)
 }
 
 type callKey struct{}
@@ -292,15 +393,20 @@ func (st *callState) finish(r *http.Request, sw *statusWriter, recovered any) {
 	// or the stream sent [DONE], and every write succeeded, the client got
 	// the whole answer, so that is no abort.
 	complete := st.upstreamEOF || st.call.StreamDone()
-	clientGone := sw.writeErr != nil || (r.Context().Err() != nil && !complete)
+	clientGone := sw.writeErr != nil || st.clientLeft || st.drained || (r.Context().Err() != nil && !complete)
 	switch {
+	case st.timedOut():
+		end.TimedOut = true
+		end.ClientAborted = clientGone
+		end.StatusCode = sw.statusOr(http.StatusGatewayTimeout)
 	case st.upstreamErr != nil:
 		end.Err = st.upstreamErr
 		end.ClientAborted = clientGone
 		end.StatusCode = sw.statusOr(http.StatusBadGateway)
-	case st.readErr != nil && !complete:
+	case st.readErr != nil && !complete && (!clientGone || errors.Is(st.readErr, io.ErrUnexpectedEOF)):
+		// The upstream cut the body; a client that left afterwards did
+		// not cause it.
 		end.Err = fmt.Errorf("reading the upstream response: %w", st.readErr)
-		end.ClientAborted = clientGone && !errors.Is(st.readErr, io.ErrUnexpectedEOF)
 	case clientGone:
 		end.ClientAborted = true
 		end.Err = errors.New("client closed the connection before the response ended")
@@ -323,6 +429,12 @@ type teeBody struct {
 func (t *teeBody) Read(p []byte) (int, error) {
 	n, err := t.body.Read(p)
 	if n > 0 {
+		// Bytes that arrive once the client has left never reach it: the
+		// client missed part of the answer, even if its writes have not
+		// failed yet.
+		if t.state.clientCtx.Err() != nil && !t.state.call.StreamFinished() {
+			t.state.clientLeft = true
+		}
 		t.state.call.Write(p[:n])
 	}
 	switch {
@@ -334,12 +446,28 @@ func (t *teeBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (t *teeBody) Close() error { return t.body.Close() }
+// Close closes the upstream body. When the proxy drains and the client
+// left before the body ended, it first reads the rest for the meter; the
+// idle watch bounds how long that takes.
+func (t *teeBody) Close() error {
+	st := t.state
+	if st.drain && !st.upstreamEOF && st.readErr == nil && (st.clientCtx.Err() != nil || st.sw.writeErr != nil) {
+		st.drained = true
+		buf := make([]byte, 32<<10)
+		for {
+			if _, err := t.Read(buf); err != nil {
+				break
+			}
+		}
+	}
+	return t.body.Close()
+}
 
 // statusWriter records the status sent and the first write error. Unwrap
 // lets http.ResponseController reach the underlying writer to flush.
 type statusWriter struct {
 	http.ResponseWriter
+	requestID   string // set as RequestIDHeader on the final head
 	status      int
 	wroteHeader bool
 	writeErr    error
@@ -349,6 +477,7 @@ func (sw *statusWriter) WriteHeader(code int) {
 	if !sw.wroteHeader && code >= 200 {
 		sw.status = code
 		sw.wroteHeader = true
+		sw.Header().Set(RequestIDHeader, sw.requestID)
 	}
 	sw.ResponseWriter.WriteHeader(code)
 }
@@ -357,6 +486,7 @@ func (sw *statusWriter) Write(b []byte) (int, error) {
 	if !sw.wroteHeader {
 		sw.status = http.StatusOK
 		sw.wroteHeader = true
+		sw.Header().Set(RequestIDHeader, sw.requestID)
 	}
 	n, err := sw.ResponseWriter.Write(b)
 	if err != nil && sw.writeErr == nil {
@@ -469,6 +599,8 @@ func describeUpstreamError(err error) string {
 		return "connecting to the upstream failed: " + opErr.Err.Error()
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "the upstream closed the connection before sending a response"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "the upstream reset the connection before sending a response"
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() {

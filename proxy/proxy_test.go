@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deepmeter/deepmeter/internal/standin"
 	"github.com/deepmeter/deepmeter/metering"
 	"github.com/deepmeter/deepmeter/pricing"
 	"github.com/deepmeter/deepmeter/store"
@@ -309,41 +310,6 @@ func TestProxyManyFastStreamsNoneCut(t *testing.T) {
 	}
 }
 
-// An unreachable upstream gets the client a 502 with an OpenAI-format
-// error body naming the cause, and the call is still recorded.
-func TestProxyUpstreamUnreachable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
-	srv, sink := newTestProxy(t, "http://"+addr, nil)
-
-	resp, err := http.Post(srv.URL+"/chat/completions", "application/json", strings.NewReader(chatBody))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadGateway {
-		t.Errorf("status %d, want 502", resp.StatusCode)
-	}
-	var envelope struct {
-		Error struct{ Message string } `json:"error"`
-	}
-	if err := json.Unmarshal(body, &envelope); err != nil || !strings.Contains(envelope.Error.Message, "connecting to the upstream failed") {
-		t.Errorf("error body %s (%v)", body, err)
-	}
-	rec := sink.wait(t, 1)[0]
-	if rec.Success || rec.StatusCode != http.StatusBadGateway || rec.ErrorMessage == "" || rec.RequestData != chatBody {
-		t.Errorf("record: success %v status %d error %q request %q", rec.Success, rec.StatusCode, rec.ErrorMessage, rec.RequestData)
-	}
-	if rec.Cost != 0 {
-		t.Errorf("cost %s, want 0", rec.Cost)
-	}
-}
-
 // A stream the upstream cuts midway reaches the client cut too (never as a
 // clean end), and the record says the call failed without usage.
 func TestProxyUpstreamCutsStream(t *testing.T) {
@@ -508,3 +474,79 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 func discardLog() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// Every way the upstream can be unreachable gets the client a 502 with an
+// OpenAI-format error body naming the cause, and a record with that
+// status, the cause and no cost: a closed port, a host name that cannot
+// resolve (.invalid never does), a TLS certificate the proxy does not
+// trust, and a connection reset before the head.
+func TestProxyUpstreamUnreachableCauses(t *testing.T) {
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedAddr := closed.Addr().String()
+	closed.Close()
+
+	tlsUpstream := httptest.NewTLSServer(standin.New(standin.Options{}))
+	defer tlsUpstream.Close()
+	tlsUpstream.Config.ErrorLog = discardLog()
+	plainUpstream := httptest.NewServer(standin.New(standin.Options{}))
+	defer plainUpstream.Close()
+
+	// A .invalid name never resolves, so a resolver that follows RFC 6761
+	// answers at once without the network.
+	_, lookupErr := net.DefaultResolver.LookupHost(context.Background(), "nonexistent.invalid")
+
+	tests := []struct {
+		name     string
+		upstream string
+		fault    string
+		want     string // in the client's error message and the record's
+	}{
+		{"connection refused", "http://" + closedAddr, "", "connecting to the upstream failed"},
+		{"DNS failure", "http://nonexistent.invalid", "", "DNS lookup of the upstream host failed"},
+		{"untrusted TLS certificate", tlsUpstream.URL, "", "the upstream's TLS certificate is not trusted"},
+		{"reset before the head", plainUpstream.URL, "reset=1", "the upstream reset the connection before sending a response"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "DNS failure" && lookupErr == nil {
+				t.Skip("the resolver here resolves nonexistent.invalid, so the DNS failure case cannot run")
+			}
+			srv, sink := newTestProxy(t, tt.upstream, nil)
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/chat/completions", strings.NewReader(chatBody))
+			req.Header.Set("Authorization", "Bearer sk-test0000000000000000")
+			if tt.fault != "" {
+				req.Header.Set(standin.FaultHeader, tt.fault)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadGateway {
+				t.Errorf("status %d, want 502", resp.StatusCode)
+			}
+			var envelope struct {
+				Error struct {
+					Message string `json:"message"`
+					Type    string `json:"type"`
+					Code    string `json:"code"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal(body, &envelope); err != nil || !strings.Contains(envelope.Error.Message, tt.want) || envelope.Error.Code != "bad_gateway" {
+				t.Errorf("error body %s (%v), want an OpenAI-format error containing %q", body, err, tt.want)
+			}
+
+			rec := sink.wait(t, 1)[0]
+			if rec.StatusCode != http.StatusBadGateway || rec.Success || rec.Cost != 0 || rec.UsageSource != store.UsageNone {
+				t.Errorf("record status %d success %v cost %s usage %q, want 502 false 0 none", rec.StatusCode, rec.Success, rec.Cost, rec.UsageSource)
+			}
+			if rec.ErrorMessage == "" || rec.RequestData != chatBody {
+				t.Errorf("record error %q request %q, want the cause and the request", rec.ErrorMessage, rec.RequestData)
+			}
+		})
+	}
+}

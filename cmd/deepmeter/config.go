@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -31,6 +32,14 @@ type config struct {
 	ShutdownGrace  time.Duration
 	LogLevel       slog.Level
 	LogFormat      string
+
+	// DrainOnClientAbort is --on-client-abort drain.
+	DrainOnClientAbort  bool
+	UpstreamIdleTimeout time.Duration
+	// ProxyTLS and AdminTLS are the certificates of the two listeners,
+	// loaded at start; nil serves plain HTTP.
+	ProxyTLS *tls.Certificate
+	AdminTLS *tls.Certificate
 }
 
 // minAdminTokenLength is the shortest admin token accepted. A shorter token
@@ -59,6 +68,12 @@ var serveOptions = []option{
 	{"shutdown-grace", "DEEPMETER_SHUTDOWN_GRACE", "30s", "time in-flight calls get to finish on SIGTERM or SIGINT, as a Go duration"},
 	{"log-level", "DEEPMETER_LOG_LEVEL", "info", "log level: debug, info, warn or error"},
 	{"log-format", "DEEPMETER_LOG_FORMAT", "text", "log format: text or json"},
+	{"on-client-abort", "DEEPMETER_ON_CLIENT_ABORT", "cancel", "what happens to the upstream call when a client hangs up: cancel it, or drain it to record the exact usage"},
+	{"upstream-idle-timeout", "DEEPMETER_UPSTREAM_IDLE_TIMEOUT", "10m", "how long a metered call may go without payload progress from the upstream (keep-alives do not count) before it is ended, as a Go duration"},
+	{"tls-cert", "DEEPMETER_TLS_CERT", "", "PEM certificate file of the proxy listener; with --tls-key it serves HTTPS and HTTP/2"},
+	{"tls-key", "DEEPMETER_TLS_KEY", "", "PEM private key file of the proxy listener"},
+	{"admin-tls-cert", "DEEPMETER_ADMIN_TLS_CERT", "", "PEM certificate file of the admin listener; with --admin-tls-key it serves HTTPS"},
+	{"admin-tls-key", "DEEPMETER_ADMIN_TLS_KEY", "", "PEM private key file of the admin listener"},
 }
 
 // migrateOptions are the serve options that migrate also takes.
@@ -215,6 +230,30 @@ func buildConfig(raw map[string]string) (*config, error) {
 		}
 	}
 
+	if v, ok := raw["on-client-abort"]; ok {
+		switch v {
+		case "cancel":
+		case "drain":
+			c.DrainOnClientAbort = true
+		default:
+			fail("on-client-abort", "%q; expected cancel or drain", v)
+		}
+	}
+	if v, ok := raw["upstream-idle-timeout"]; ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > 24*time.Hour {
+			fail("upstream-idle-timeout", "%q; expected a Go duration from 1s to 24h such as 10m", v)
+		}
+		c.UpstreamIdleTimeout = d
+	}
+	var err error
+	if c.ProxyTLS, err = loadKeyPair(raw["tls-cert"], raw["tls-key"]); err != nil {
+		errs = append(errs, fmt.Errorf("invalid --tls-cert/--tls-key: %w", err))
+	}
+	if c.AdminTLS, err = loadKeyPair(raw["admin-tls-cert"], raw["admin-tls-key"]); err != nil {
+		errs = append(errs, fmt.Errorf("invalid --admin-tls-cert/--admin-tls-key: %w", err))
+	}
+
 	if c.AdminToken == "" && c.AdminListen != "" && !isLoopbackListen(c.AdminListen) {
 		errs = append(errs, fmt.Errorf("refusing to serve the admin API on %s without a token: set --admin-token or DEEPMETER_ADMIN_TOKEN, or listen on a loopback address such as 127.0.0.1:8081", c.AdminListen))
 	}
@@ -222,6 +261,22 @@ func buildConfig(raw map[string]string) (*config, error) {
 		return nil, errors.Join(errs...)
 	}
 	return c, nil
+}
+
+// loadKeyPair loads a listener's certificate and key. Both empty means
+// plain HTTP and returns nil; one without the other is an error.
+func loadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil, nil
+	case certFile == "" || keyFile == "":
+		return nil, errors.New("give both the certificate and the key file, or neither")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s and %s: %w", certFile, keyFile, err)
+	}
+	return &cert, nil
 }
 
 func checkHostPort(v string) error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -80,10 +81,12 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	meter := metering.NewMeter(prices, writer, logger.With("component", "metering"), reg, metering.Options{MaxStoredBody: cfg.MaxStoredBody})
 
 	px, err := proxy.New(proxy.Config{
-		Upstream:       cfg.Upstream,
-		Meter:          meter,
-		MaxRequestBody: cfg.MaxRequestBody,
-		Logger:         logger.With("component", "proxy"),
+		Upstream:           cfg.Upstream,
+		Meter:              meter,
+		MaxRequestBody:     cfg.MaxRequestBody,
+		Logger:             logger.With("component", "proxy"),
+		IdleTimeout:        cfg.UpstreamIdleTimeout,
+		DrainOnClientAbort: cfg.DrainOnClientAbort,
 	})
 	if err != nil {
 		return err
@@ -143,13 +146,15 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		ErrorLog:          slog.NewLogLogger(logger.With("component", "admin").Handler(), slog.LevelDebug),
 	}
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- proxyServer.Serve(proxyListener) }()
-	go func() { serveErr <- adminServer.Serve(adminListener) }()
+	go func() { serveErr <- serveMaybeTLS(proxyServer, proxyListener, cfg.ProxyTLS) }()
+	go func() { serveErr <- serveMaybeTLS(adminServer, adminListener, cfg.AdminTLS) }()
 	logger.Info("deepmeter started",
 		"version", versionString(),
 		"listen", proxyListener.Addr().String(),
 		"admin_listen", adminListener.Addr().String(),
 		"upstream", cfg.Upstream.String(),
+		"tls", cfg.ProxyTLS != nil,
+		"admin_tls", cfg.AdminTLS != nil,
 		"database", store.RedactURL(cfg.DatabaseURL))
 
 	var runErr error
@@ -187,6 +192,15 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	<-writerDone
 	logger.Info("deepmeter stopped")
 	return runErr
+}
+
+// serveMaybeTLS serves plain HTTP, or HTTPS with HTTP/2 when cert is set.
+func serveMaybeTLS(srv *http.Server, l net.Listener, cert *tls.Certificate) error {
+	if cert == nil {
+		return srv.Serve(l)
+	}
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{*cert}, MinVersion: tls.VersionTLS12}
+	return srv.ServeTLS(l, "", "")
 }
 
 // trackInflight counts running handlers in wg, so shutdown can wait for

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/deepmeter/deepmeter/admin"
 	"github.com/deepmeter/deepmeter/internal/standin"
 	"github.com/deepmeter/deepmeter/internal/testdb"
@@ -39,9 +41,23 @@ type stack struct {
 	admin    *httptest.Server
 	store    store.Store
 	writer   *metering.Writer
+	metrics  *prometheus.Registry // the meter's metrics
+}
+
+// stackOptions change the proxy and meter settings of a stack; zero
+// values keep the defaults.
+type stackOptions struct {
+	maxStoredBody int
+	idleTimeout   time.Duration
+	drain         bool
 }
 
 func newStack(t *testing.T, databaseURL string) *stack {
+	t.Helper()
+	return newStackWith(t, databaseURL, stackOptions{})
+}
+
+func newStackWith(t *testing.T, databaseURL string, opts stackOptions) *stack {
 	t.Helper()
 	ctx := context.Background()
 	if err := store.Migrate(ctx, databaseURL); err != nil {
@@ -53,7 +69,7 @@ func newStack(t *testing.T, databaseURL string) *stack {
 	}
 	t.Cleanup(func() { st.Close() })
 
-	s := &stack{store: st}
+	s := &stack{store: st, metrics: prometheus.NewRegistry()}
 	s.upstream = httptest.NewServer(standin.New(standin.Options{}))
 	t.Cleanup(s.upstream.Close)
 
@@ -73,9 +89,12 @@ func newStack(t *testing.T, databaseURL string) *stack {
 	})
 
 	now := func() time.Time { return callTime }
-	meter := metering.NewMeter(pricing.Builtin(), s.writer, nil, nil, metering.Options{Now: now})
+	meter := metering.NewMeter(pricing.Builtin(), s.writer, nil, s.metrics, metering.Options{Now: now, MaxStoredBody: opts.maxStoredBody})
 	upstreamURL, _ := url.Parse(s.upstream.URL)
-	px, err := proxy.New(proxy.Config{Upstream: upstreamURL, Meter: meter, Now: now})
+	px, err := proxy.New(proxy.Config{
+		Upstream: upstreamURL, Meter: meter, Now: now,
+		IdleTimeout: opts.idleTimeout, DrainOnClientAbort: opts.drain,
+	})
 	if err != nil {
 		t.Fatalf("proxy: %v", err)
 	}

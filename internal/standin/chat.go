@@ -33,6 +33,8 @@ type plan struct {
 	includeUsage bool
 	promptTokens int
 	spec         completionSpec
+	// usageMismatch reports one cache miss more than the prompt has.
+	usageMismatch bool
 }
 
 // chatUsage is the usage object of chat and fill-in-the-middle responses.
@@ -191,6 +193,9 @@ func (p *plan) chatUsage(a *completion) chatUsage {
 		PromptTokensDetails:   promptTokensDetails{CachedTokens: hit},
 		PromptCacheHitTokens:  hit,
 		PromptCacheMissTokens: p.promptTokens - hit,
+	}
+	if p.usageMismatch {
+		u.PromptCacheMissTokens++
 	}
 	if a.reasoning != nil {
 		u.CompletionTokensDetails = &completionTokensDetails{ReasoningTokens: a.reasoningTokens()}

@@ -119,6 +119,13 @@
 //   - gzip=1, deflate=1: compress the body (gzip, or zlib as HTTP's deflate
 //     coding) and set Content-Encoding, flushing the compressor after every
 //     event, but only when the request's Accept-Encoding allows that coding.
+//   - bad_encoding=1: label the body Content-Encoding: gzip but send it
+//     uncompressed, whatever Accept-Encoding says, as a broken relay does.
+//   - usage_mismatch=1: report one prompt_cache_miss_tokens more than
+//     prompt_tokens minus the hits, as some relays do (chat and FIM; the
+//     /anthropic usage has no prompt_tokens to disagree with).
+//   - multiline=1 (streams): split each data event after its first comma
+//     into two data lines with a comment line between them.
 //   - crlf=1, cr=1 (streams): end the event lines with CRLF or CR.
 //   - nospace=1 (streams): write "data:{json}" and "event:name" with no space.
 //   - split=1: write the body in pieces of 1 to 13 bytes, flushing after

@@ -37,6 +37,9 @@ type fault struct {
 	size     int64
 
 	gzip, deflate bool
+	badEncoding   bool
+	usageMismatch bool
+	multiline     bool
 	crlf, cr      bool
 	nospace       bool
 	split         bool
@@ -113,6 +116,9 @@ var faultKeys = map[string]faultKey{
 	"size":               {kind: kindBytes, modes: completionModes, completionOnly: true, set: func(f *fault, v int64) { f.size = v }},
 	"gzip":               {kind: kindBool, modes: bodyModes, set: func(f *fault, v int64) { f.gzip = v == 1 }},
 	"deflate":            {kind: kindBool, modes: bodyModes, set: func(f *fault, v int64) { f.deflate = v == 1 }},
+	"bad_encoding":       {kind: kindBool, modes: completionModes, set: func(f *fault, v int64) { f.badEncoding = v == 1 }},
+	"usage_mismatch":     {kind: kindBool, modes: completionModes, completionOnly: true, set: func(f *fault, v int64) { f.usageMismatch = v == 1 }},
+	"multiline":          {kind: kindBool, modes: streamModes, set: func(f *fault, v int64) { f.multiline = v == 1 }},
 	"crlf":               {kind: kindBool, modes: streamModes, set: func(f *fault, v int64) { f.crlf = v == 1 }},
 	"cr":                 {kind: kindBool, modes: streamModes, set: func(f *fault, v int64) { f.cr = v == 1 }},
 	"nospace":            {kind: kindBool, modes: streamModes, set: func(f *fault, v int64) { f.nospace = v == 1 }},
@@ -234,6 +240,8 @@ func (f *fault) checkCombinations() error {
 		return fmt.Errorf("reset, status and empty exclude each other")
 	case f.gzip && f.deflate:
 		return fmt.Errorf("gzip and deflate exclude each other")
+	case f.badEncoding && (f.gzip || f.deflate):
+		return fmt.Errorf("bad_encoding excludes gzip and deflate")
 	case f.crlf && f.cr:
 		return fmt.Errorf("crlf and cr exclude each other")
 	case f.has("words") && f.has("size"):

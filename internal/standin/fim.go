@@ -62,6 +62,8 @@ func (s *Server) parseFIM(f *fault, body []byte) (*plan, *apiError) {
 		includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage,
 		promptTokens: PromptTokens(text),
 		spec:         completionSpec{seed: text, words: wordsFor(f, text), unlimited: f.size > 0},
+
+		usageMismatch: f.usageMismatch,
 	}
 	if req.MaxTokens != nil {
 		p.spec.maxTokens = *req.MaxTokens

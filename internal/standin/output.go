@@ -72,6 +72,8 @@ func (s *Server) newOutput(w http.ResponseWriter, r *http.Request, f *fault, str
 		o.comp, o.encoding = gzip.NewWriter(w), "gzip"
 	case f.deflate && acceptsEncoding(r, "deflate"):
 		o.comp, o.encoding = zlib.NewWriter(w), "deflate"
+	case f.badEncoding:
+		o.encoding = "gzip"
 	}
 	return o
 }
@@ -80,7 +82,7 @@ func (s *Server) newOutput(w http.ResponseWriter, r *http.Request, f *fault, str
 func (o *output) start(status int, contentType string) {
 	h := o.w.Header()
 	h.Set("Content-Type", contentType)
-	if o.comp != nil {
+	if o.encoding != "" {
 		h.Set("Content-Encoding", o.encoding)
 	}
 	if o.f.gzip || o.f.deflate {
@@ -197,6 +199,13 @@ func (o *output) event(name string, data []byte) {
 		b.WriteString("event" + o.sep + name + o.eol)
 	}
 	b.WriteString("data" + o.sep)
+	if i := bytes.IndexByte(data, ','); o.f.multiline && i >= 0 {
+		// The reader joins data lines with a newline, which JSON takes as
+		// white space, and skips the comment line between them.
+		b.Write(data[:i+1])
+		b.WriteString(o.eol + ": multiline" + o.eol + "data" + o.sep)
+		data = data[i+1:]
+	}
 	b.Write(data)
 	b.WriteString(o.eol + o.eol)
 	o.write(b.Bytes())

@@ -78,6 +78,7 @@ func (s *Server) newPlan(f *fault, id string, req *chatFields, conv *conversatio
 			thinking:  thinkingOn(*req.Model, req.Thinking != nil && req.Thinking.Type == "enabled"),
 			tool:      tool,
 		},
+		usageMismatch: f.usageMismatch,
 	}
 	if maxTokens != nil {
 		p.spec.maxTokens = *maxTokens
