@@ -162,6 +162,12 @@ type Call struct {
 	headAt      time.Time // when Response was called
 	firstByteAt time.Time // when the first body byte arrived
 
+	// firstPayloadAt is when the first body byte that carries content
+	// arrived; keep-alive blank lines and comments do not count. It is
+	// written by the goroutine that feeds the parser and read by Finish
+	// after that goroutine has stopped.
+	firstPayloadAt time.Time
+
 	// body receives the response bytes as they arrive: the parser itself,
 	// a decoder feeding it, or a discarding writer for an encoding that
 	// cannot be decoded. It is nil until Response or the first Write.
@@ -199,6 +205,17 @@ func (c *Call) markProgress() {
 	c.progressed.Store(int64(time.Since(c.began)))
 }
 
+// markBodyProgress records payload progress in the body, and the time of
+// the first payload byte. A compressed body is parsed on the decoder's
+// goroutine, some time after its bytes arrived, so its time to first byte
+// stays the time of the first raw byte.
+func (c *Call) markBodyProgress() {
+	if c.decoder == nil && c.firstPayloadAt.IsZero() {
+		c.firstPayloadAt = c.m.now()
+	}
+	c.markProgress()
+}
+
 // Response records the arrival of the upstream response head, before the
 // first Write. Calls after the first are ignored.
 func (c *Call) Response(status int, header http.Header) {
@@ -230,7 +247,7 @@ func (c *Call) Write(p []byte) (int, error) {
 	if c.badEncoding != "" {
 		// An undecodable body cannot be told apart from keep-alives, so
 		// every byte counts as progress.
-		c.markProgress()
+		c.markBodyProgress()
 	}
 	c.body.write(p)
 	return len(p), nil
@@ -284,11 +301,11 @@ func (c *Call) StreamFinished() bool {
 func (c *Call) startBody(header http.Header) {
 	if isEventStream(header, c.status, c.req.stream) {
 		c.stream = newStreamParser(c.m.maxStored, maxEventLine)
-		c.stream.onProgress = c.markProgress
+		c.stream.onProgress = c.markBodyProgress
 		c.body = c.stream
 	} else {
 		c.jsonBody = newJSONBody(c.m.maxStored)
-		c.jsonBody.onProgress = c.markProgress
+		c.jsonBody.onProgress = c.markBodyProgress
 		c.body = c.jsonBody
 	}
 

@@ -51,7 +51,12 @@ func (c *Call) buildRecord(end End, finishedAt time.Time, decodeErr error) (stor
 		r.StatusCode = c.status
 	}
 	r.ProcessingTimeMillis = max(finishedAt.Sub(c.start).Milliseconds(), 0)
+	// Time to first byte counts from the first byte that carries content,
+	// so the blank lines and keep-alives DeepSeek sends while a request
+	// waits in its queue do not hide the wait.
 	switch {
+	case !c.firstPayloadAt.IsZero():
+		r.TTFBMillis = max(c.firstPayloadAt.Sub(c.start).Milliseconds(), 0)
 	case !c.firstByteAt.IsZero():
 		r.TTFBMillis = max(c.firstByteAt.Sub(c.start).Milliseconds(), 0)
 	case c.hasHead:

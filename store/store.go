@@ -88,7 +88,7 @@ type Record struct {
 	ReasoningTokens       int64  // reasoning_tokens, a part of CompletionTokens
 	UsageSource           string // usage_source: UsageReported, UsageEstimated or UsageNone
 
-	TTFBMillis           int64 // ttfb_ms: request start to the first response byte
+	TTFBMillis           int64 // ttfb_ms: request start to the first response byte that carries content
 	ProcessingTimeMillis int64 // processing_time_ms: request start to the last byte
 
 	// Cost is what the call cost in Currency. It is meaningful only when
