@@ -51,6 +51,9 @@ const (
 	UserIDHeader   = "X-DeepMeter-User-Id"
 	PageTabHeader  = "X-DeepMeter-Page-Tab"
 	EndpointHeader = "X-DeepMeter-Endpoint"
+	// StoreBodiesHeader set to "none" keeps the call's bodies out of its
+	// record. It is removed before the call goes upstream.
+	StoreBodiesHeader = "X-DeepMeter-Store-Bodies"
 )
 
 // MaxAttributionLength is the longest attribution header value kept, in
@@ -399,7 +402,9 @@ func takeAttribution(h http.Header) metering.Attribution {
 		UserID:   cleanHeaderValue(h.Get(UserIDHeader)),
 		PageTab:  cleanHeaderValue(h.Get(PageTabHeader)),
 		Endpoint: cleanHeaderValue(h.Get(EndpointHeader)),
+		NoBodies: strings.EqualFold(strings.TrimSpace(h.Get(StoreBodiesHeader)), "none"),
 	}
+	h.Del(StoreBodiesHeader)
 	h.Del(UserIDHeader)
 	h.Del(PageTabHeader)
 	h.Del(EndpointHeader)

@@ -508,3 +508,37 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 func discardLog() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// A caller can keep one sensitive call's bodies out of its record with
+// X-DeepMeter-Store-Bodies: none. The header must not reach the upstream,
+// and the record must keep its tokens and cost.
+func TestProxyStoreBodiesNoneHeader(t *testing.T) {
+	var upstreamSaw string
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstreamSaw = r.Header.Get(StoreBodiesHeader)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, chatResponse)
+	}))
+	defer upstream.Close()
+	srv, sink := newTestProxy(t, upstream.URL, nil)
+
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/chat/completions", strings.NewReader(chatBody))
+	req.Header.Set(StoreBodiesHeader, "None")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+
+	if upstreamSaw != "" {
+		t.Errorf("upstream got %s: %q, want the header removed", StoreBodiesHeader, upstreamSaw)
+	}
+	rec := sink.wait(t, 1)[0]
+	if rec.RequestData != "" || rec.ResponseData != "" || rec.Message != "N/A" {
+		t.Errorf("request_data, response_data, message = %q, %q, %q; want empty, empty, N/A", rec.RequestData, rec.ResponseData, rec.Message)
+	}
+	if rec.PromptTokens != 1500 || !rec.Priced {
+		t.Errorf("prompt tokens, priced = %d, %v; want 1500, true", rec.PromptTokens, rec.Priced)
+	}
+}
