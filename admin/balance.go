@@ -77,11 +77,11 @@ func (s *server) setBalance(w http.ResponseWriter, r *http.Request) {
 		Currency:  s.currency,
 		UpdatedAt: s.now().UTC().Truncate(time.Microsecond),
 	}
-	if err := s.store.SetBalance(ctx, b); err != nil {
+	if err := s.store.SetBalance(ctx, b, tokenName(r)); err != nil {
 		s.storeFailed(w, r, "set balance", err)
 		return
 	}
-	s.log.Info("balance set", "balance", amount.String(), "currency", s.currency, "remote_addr", r.RemoteAddr)
+	s.log.Info("balance set", "balance", amount.String(), "currency", s.currency, "token_name", tokenName(r), "remote_addr", r.RemoteAddr)
 
 	// Read back what the store holds, so the response matches a later GET.
 	view, op, err := s.balanceView(ctx)

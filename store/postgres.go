@@ -247,16 +247,81 @@ func (s *postgresStore) Balance(ctx context.Context) (Balance, error) {
 	return b, nil
 }
 
-func (s *postgresStore) SetBalance(ctx context.Context, b Balance) error {
+func (s *postgresStore) SetBalance(ctx context.Context, b Balance, tokenName string) error {
 	b = cleanBalance(b)
-	_, err := s.pool.Exec(ctx, `
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("set balance: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	// The table lock serializes balance changes across replicas, so each
+	// audit entry's old value is the balance its change replaced, also
+	// when no row exists yet to lock.
+	if _, err := tx.Exec(ctx, `LOCK TABLE api_balance IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		return fmt.Errorf("set balance: lock: %w", err)
+	}
+	var old Balance
+	err = tx.QueryRow(ctx, `SELECT balance, currency, updated_at FROM api_balance WHERE id = 1`).
+		Scan((*int64)(&old.Amount), &old.Currency, &old.UpdatedAt)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("set balance: read the old balance: %w", err)
+	}
+
+	_, err = tx.Exec(ctx, `
 INSERT INTO api_balance (id, balance, currency, updated_at) VALUES (1, $1, $2, $3)
 ON CONFLICT (id) DO UPDATE SET balance = excluded.balance, currency = excluded.currency, updated_at = excluded.updated_at`,
 		int64(b.Amount), b.Currency, b.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("set balance: %w", err)
 	}
+	_, err = tx.Exec(ctx, `INSERT INTO api_audit (created_at, token_name, action, old_value, new_value) VALUES ($1, $2, $3, $4, $5)`,
+		b.UpdatedAt, cleanString(tokenName), AuditSetBalance, balanceJSON(old), balanceJSON(b))
+	if err != nil {
+		return fmt.Errorf("set balance: write the audit entry: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("set balance: commit: %w", err)
+	}
 	return nil
+}
+
+func (s *postgresStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, int64, error) {
+	if err := checkAuditQuery(q); err != nil {
+		return nil, 0, err
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list audit entries: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	var total int64
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM api_audit`).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count audit entries: %w", err)
+	}
+	entries := []AuditEntry{}
+	if q.Limit == 0 {
+		return entries, total, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT id, created_at, token_name, action, old_value, new_value FROM api_audit
+ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2`, q.Limit, q.Offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list audit entries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e AuditEntry
+		if err := rows.Scan(&e.ID, &e.CreatedAt, &e.TokenName, &e.Action, &e.OldValue, &e.NewValue); err != nil {
+			return nil, 0, fmt.Errorf("read audit entry: %w", err)
+		}
+		e.CreatedAt = postgresTime(e.CreatedAt)
+		entries = append(entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("read audit entries: %w", err)
+	}
+	return entries, total, nil
 }
 
 func (s *postgresStore) Ping(ctx context.Context) error {

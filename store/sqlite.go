@@ -274,16 +274,83 @@ func (s *sqliteStore) Balance(ctx context.Context) (Balance, error) {
 	return b, nil
 }
 
-func (s *sqliteStore) SetBalance(ctx context.Context, b Balance) error {
+func (s *sqliteStore) SetBalance(ctx context.Context, b Balance, tokenName string) error {
 	b = cleanBalance(b)
-	_, err := s.writer.ExecContext(ctx, `
+
+	// The writer begins with BEGIN IMMEDIATE, so no other change can come
+	// between reading the old balance and writing the new one.
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("set balance: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	var old Balance
+	var oldUpdatedAt int64
+	err = tx.QueryRowContext(ctx, `SELECT balance, currency, updated_at FROM api_balance WHERE id = 1`).
+		Scan((*int64)(&old.Amount), &old.Currency, &oldUpdatedAt)
+	switch {
+	case err == nil:
+		old.UpdatedAt = sqliteTime(oldUpdatedAt)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("set balance: read the old balance: %w", err)
+	}
+
+	_, err = tx.ExecContext(ctx, `
 INSERT INTO api_balance (id, balance, currency, updated_at) VALUES (1, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET balance = excluded.balance, currency = excluded.currency, updated_at = excluded.updated_at`,
 		int64(b.Amount), b.Currency, b.UpdatedAt.UnixMicro())
 	if err != nil {
 		return fmt.Errorf("set balance: %w", err)
 	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO api_audit (created_at, token_name, action, old_value, new_value) VALUES (?, ?, ?, ?, ?)`,
+		b.UpdatedAt.UnixMicro(), cleanString(tokenName), AuditSetBalance, balanceJSON(old), balanceJSON(b))
+	if err != nil {
+		return fmt.Errorf("set balance: write the audit entry: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("set balance: commit: %w", err)
+	}
 	return nil
+}
+
+func (s *sqliteStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, int64, error) {
+	if err := checkAuditQuery(q); err != nil {
+		return nil, 0, err
+	}
+	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list audit entries: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	var total int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM api_audit`).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count audit entries: %w", err)
+	}
+	entries := []AuditEntry{}
+	if q.Limit == 0 {
+		return entries, total, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, created_at, token_name, action, old_value, new_value FROM api_audit
+ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, q.Limit, q.Offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list audit entries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e AuditEntry
+		var createdAt int64
+		if err := rows.Scan(&e.ID, &createdAt, &e.TokenName, &e.Action, &e.OldValue, &e.NewValue); err != nil {
+			return nil, 0, fmt.Errorf("read audit entry: %w", err)
+		}
+		e.CreatedAt = sqliteTime(createdAt)
+		entries = append(entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("read audit entries: %w", err)
+	}
+	return entries, total, nil
 }
 
 func (s *sqliteStore) Ping(ctx context.Context) error {

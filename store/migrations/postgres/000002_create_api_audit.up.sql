@@ -1,0 +1,13 @@
+-- api_audit holds one row per change made through the admin API, written
+-- in the same transaction as the change. old_value and new_value are JSON
+-- text; old_value is 'null' when nothing was set before.
+CREATE TABLE api_audit (
+    id         BIGSERIAL PRIMARY KEY,
+    created_at TIMESTAMPTZ NOT NULL,
+    token_name TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    old_value  TEXT NOT NULL,
+    new_value  TEXT NOT NULL
+);
+
+CREATE INDEX api_audit_created_at_idx ON api_audit (created_at, id);
