@@ -137,6 +137,7 @@ func TestParseRedactRules(t *testing.T) {
 	}{
 		{"yaml", "- pattern: '[a-z]+@[a-z.]+'\n  replacement: '<email>'\n- pattern: '\\+?\\d{10,}'\n  replacement: '<phone>'\n", 2, ""},
 		{"json", `[{"pattern":"cust-\\d+","replacement":"cust-#"}]`, 1, ""},
+		{"README example", "- pattern: '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}'\n  replacement: '<email>'\n- pattern: 'cust-(\\d{2})\\d+'\n  replacement: 'cust-$1…'\n", 2, ""},
 		{"empty replacement", `[{"pattern":"secret","replacement":""}]`, 1, ""},
 		{"empty file", "", 0, "empty"},
 		{"empty list", "[]", 0, "empty"},
