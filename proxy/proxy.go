@@ -202,6 +202,11 @@ func (p *Proxy) forwardMetered(w http.ResponseWriter, r *http.Request, id string
 		}
 		aborted := r.Context().Err() != nil
 		if !aborted {
+			// The rest of the body is never read, so the connection cannot
+			// carry another request. Closing it also avoids a panic in
+			// net/http (Go 1.26.8: "invalid concurrent Body.Read call")
+			// when a full-duplex handler returns with a large body unread.
+			w.Header().Set("Connection", "close")
 			writeError(w, status, message)
 		}
 		call.Finish(metering.End{StatusCode: status, Err: fmt.Errorf("%s: %w", message, err), ClientAborted: aborted})
