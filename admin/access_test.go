@@ -378,3 +378,69 @@ func decodeInto(t *testing.T, resp response, v any) {
 		t.Fatalf("decode %s: %v", resp.body, err)
 	}
 }
+
+// TestSetDailyLimit sets the daily limit through the API and checks that
+// it replaces the configured one, that 0 removes it, and that each change
+// is audited with the token name.
+func TestSetDailyLimit(t *testing.T) {
+	env := newRoleEnv(t, func(c *Config) { c.DailyLimit = 5_000_000_000_000 })
+	jsonHeader := http.Header{"Content-Type": {"application/json"}}
+	tests := []struct {
+		name      string
+		body      string
+		wantLimit string // "null" when no limit applies
+	}{
+		{"replace the configured limit", `{"daily_limit": 12.5}`, "12.5"},
+		{"remove the limit", `{"daily_limit": 0}`, "null"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp := env.request(t, http.MethodPost, "/api/admin/api-usage/daily-limit", opsToken, strings.NewReader(tt.body), jsonHeader)
+			if resp.status != http.StatusOK {
+				t.Fatalf("POST status = %d, want 200; body: %s", resp.status, resp.body)
+			}
+			var view struct {
+				Data struct {
+					DailyLimit json.RawMessage `json:"daily_limit"`
+				} `json:"data"`
+			}
+			decodeInto(t, env.get(t, "/api/admin/api-usage/daily-limit"), &view)
+			if got := string(view.Data.DailyLimit); got != tt.wantLimit {
+				t.Errorf("daily_limit = %s, want %s", got, tt.wantLimit)
+			}
+		})
+	}
+
+	var page struct {
+		Data auditPage `json:"data"`
+	}
+	decodeInto(t, env.get(t, "/api/admin/audit"), &page)
+	if page.Data.Total != 2 {
+		t.Fatalf("audit total = %d, want 2", page.Data.Total)
+	}
+	for _, e := range page.Data.Entries {
+		if e.Action != "set_daily_limit" || e.TokenName != opsName {
+			t.Errorf("audit entry action %q token %q, want set_daily_limit by %s", e.Action, e.TokenName, opsName)
+		}
+	}
+	if got := string(page.Data.Entries[1].OldValue); got != "null" {
+		t.Errorf("first change old value = %s, want null", got)
+	}
+}
+
+// TestSetDailyLimitInvalid checks that a bad body names the field and
+// changes nothing.
+func TestSetDailyLimitInvalid(t *testing.T) {
+	env := newRoleEnv(t, nil)
+	for _, body := range []string{`{"daily_limit": -1}`, `{"daily_limit": "5"}`, `{"balance": 5}`, `{}`, `[]`} {
+		t.Run(body, func(t *testing.T) {
+			resp := env.request(t, http.MethodPost, "/api/admin/api-usage/daily-limit", opsToken, strings.NewReader(body), http.Header{"Content-Type": {"application/json"}})
+			if resp.status != http.StatusBadRequest {
+				t.Errorf("status = %d, want 400; body: %s", resp.status, resp.body)
+			}
+		})
+	}
+	if resp := env.get(t, "/api/admin/audit"); !strings.Contains(string(resp.body), `"total":0`) {
+		t.Errorf("audit after invalid bodies: %s, want no entries", resp.body)
+	}
+}

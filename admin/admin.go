@@ -2,8 +2,9 @@
 // against a daily limit, the account balance and the stored records under
 // /api/admin/api-usage, plus /healthz, /readyz and /metrics.
 //
-// The API only reads the store, except POST /api/admin/api-usage/balance,
-// which replaces the balance and adds an entry to the audit listed at GET
+// The API only reads the store, except POST /api/admin/api-usage/balance
+// and POST /api/admin/api-usage/daily-limit, which replace the balance or
+// the daily limit and add an entry to the audit listed at GET
 // /api/admin/audit. Every route under /api/admin needs a bearer token from
 // Config.Tokens or Config.RoleTokens, and with no token configured those
 // routes return 401. A RoleRead token gets 403 on every method but GET,
@@ -65,8 +66,9 @@ type Config struct {
 	// means no CORS headers are ever sent.
 	CORSOrigin string
 
-	// DailyLimit is the spend allowed per UTC day in Currency. Zero means
-	// no limit.
+	// DailyLimit is the spend allowed per UTC day in Currency until one is
+	// set through POST .../daily-limit, which replaces it. Zero means no
+	// limit.
 	DailyLimit pricing.Money
 
 	// Currency is the currency of DailyLimit, of a balance set through the
@@ -205,6 +207,7 @@ func (s *server) routes(metrics http.Handler) *mux.Router {
 
 	r.HandleFunc(usagePrefix+"/stats", s.getStats).Methods(http.MethodGet)
 	r.HandleFunc(usagePrefix+"/daily-limit", s.getDailyLimit).Methods(http.MethodGet)
+	r.HandleFunc(usagePrefix+"/daily-limit", s.setDailyLimit).Methods(http.MethodPost)
 	r.HandleFunc(usagePrefix+"/current-month", s.getCurrentMonth).Methods(http.MethodGet)
 	r.HandleFunc(usagePrefix+"/balance", s.getBalance).Methods(http.MethodGet)
 	r.HandleFunc(usagePrefix+"/balance", s.setBalance).Methods(http.MethodPost)

@@ -10,6 +10,9 @@ import (
 const (
 	// AuditSetBalance: POST /api/admin/api-usage/balance replaced the balance.
 	AuditSetBalance = "set_balance"
+	// AuditSetDailyLimit: POST /api/admin/api-usage/daily-limit replaced
+	// the daily limit.
+	AuditSetDailyLimit = "set_daily_limit"
 )
 
 // AuditEntry is one change made through the admin API, stored in api_audit
@@ -37,22 +40,35 @@ func checkAuditQuery(q AuditQuery) error {
 	return nil
 }
 
-// balanceJSON returns b as the JSON of an audit value, with the amount as
-// an exact JSON number, or "null" for a balance never set.
-func balanceJSON(b Balance) string {
+// setting is an amount an admin sets through the API: the balance or the
+// daily limit. Both are one row of a table with the columns key,
+// currency and updated_at.
+type setting struct {
+	table  string // api_balance or api_daily_limit
+	key    string // the amount column, also the amount's key in audit values
+	action string // the Audit* action of a change
+}
+
+var (
+	balanceSetting    = setting{table: "api_balance", key: "balance", action: AuditSetBalance}
+	dailyLimitSetting = setting{table: "api_daily_limit", key: "daily_limit", action: AuditSetDailyLimit}
+)
+
+// auditJSON returns b as the JSON of an audit value, with the amount as
+// an exact JSON number under key, or "null" for a value never set.
+func auditJSON(key string, b Balance) string {
 	if b.UpdatedAt.IsZero() {
 		return "null"
 	}
-	v := struct {
-		Balance   json.Number `json:"balance"`
-		Currency  string      `json:"currency"`
-		UpdatedAt string      `json:"updated_at"`
-	}{json.Number(b.Amount.String()), b.Currency, b.UpdatedAt.UTC().Format(time.RFC3339Nano)}
-	data, err := json.Marshal(v)
+	amount, err := json.Marshal(json.Number(b.Amount.String()))
 	if err != nil {
 		// Only a malformed json.Number fails, and Money.String never
 		// returns one.
-		panic(fmt.Sprintf("store: encode balance for the audit: %v", err))
+		panic(fmt.Sprintf("store: encode %s for the audit: %v", key, err))
 	}
-	return string(data)
+	rest, _ := json.Marshal(struct {
+		Currency  string `json:"currency"`
+		UpdatedAt string `json:"updated_at"`
+	}{b.Currency, b.UpdatedAt.UTC().Format(time.RFC3339Nano)})
+	return `{"` + key + `":` + string(amount) + `,` + string(rest[1:])
 }

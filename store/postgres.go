@@ -234,54 +234,72 @@ func (s *postgresStore) Record(ctx context.Context, id string) (Record, error) {
 }
 
 func (s *postgresStore) Balance(ctx context.Context) (Balance, error) {
+	return s.readSetting(ctx, balanceSetting)
+}
+
+func (s *postgresStore) DailyLimit(ctx context.Context) (Balance, error) {
+	return s.readSetting(ctx, dailyLimitSetting)
+}
+
+func (s *postgresStore) SetBalance(ctx context.Context, b Balance, tokenName string) error {
+	return s.writeSetting(ctx, balanceSetting, b, tokenName)
+}
+
+func (s *postgresStore) SetDailyLimit(ctx context.Context, limit Balance, tokenName string) error {
+	return s.writeSetting(ctx, dailyLimitSetting, limit, tokenName)
+}
+
+// readSetting reads the one row of set's table.
+func (s *postgresStore) readSetting(ctx context.Context, set setting) (Balance, error) {
 	var b Balance
-	err := s.pool.QueryRow(ctx, `SELECT balance, currency, updated_at FROM api_balance WHERE id = 1`).
+	err := s.pool.QueryRow(ctx, `SELECT `+set.key+`, currency, updated_at FROM `+set.table+` WHERE id = 1`).
 		Scan((*int64)(&b.Amount), &b.Currency, &b.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Balance{}, nil
 	}
 	if err != nil {
-		return Balance{}, fmt.Errorf("read balance: %w", err)
+		return Balance{}, fmt.Errorf("read %s: %w", set.key, err)
 	}
 	b.UpdatedAt = b.UpdatedAt.UTC()
 	return b, nil
 }
 
-func (s *postgresStore) SetBalance(ctx context.Context, b Balance, tokenName string) error {
+// writeSetting replaces the row of set's table and adds the audit entry
+// in one transaction.
+func (s *postgresStore) writeSetting(ctx context.Context, set setting, b Balance, tokenName string) error {
 	b = cleanBalance(b)
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return fmt.Errorf("set balance: begin: %w", err)
+		return fmt.Errorf("set %s: begin: %w", set.key, err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
-	// The table lock serializes balance changes across replicas, so each
-	// audit entry's old value is the balance its change replaced, also
-	// when no row exists yet to lock.
-	if _, err := tx.Exec(ctx, `LOCK TABLE api_balance IN SHARE ROW EXCLUSIVE MODE`); err != nil {
-		return fmt.Errorf("set balance: lock: %w", err)
+	// The table lock serializes changes across replicas, so each audit
+	// entry's old value is the value its change replaced, also when no
+	// row exists yet to lock.
+	if _, err := tx.Exec(ctx, `LOCK TABLE `+set.table+` IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		return fmt.Errorf("set %s: lock: %w", set.key, err)
 	}
 	var old Balance
-	err = tx.QueryRow(ctx, `SELECT balance, currency, updated_at FROM api_balance WHERE id = 1`).
+	err = tx.QueryRow(ctx, `SELECT `+set.key+`, currency, updated_at FROM `+set.table+` WHERE id = 1`).
 		Scan((*int64)(&old.Amount), &old.Currency, &old.UpdatedAt)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("set balance: read the old balance: %w", err)
+		return fmt.Errorf("set %s: read the old value: %w", set.key, err)
 	}
 
-	_, err = tx.Exec(ctx, `
-INSERT INTO api_balance (id, balance, currency, updated_at) VALUES (1, $1, $2, $3)
-ON CONFLICT (id) DO UPDATE SET balance = excluded.balance, currency = excluded.currency, updated_at = excluded.updated_at`,
+	_, err = tx.Exec(ctx, `INSERT INTO `+set.table+` (id, `+set.key+`, currency, updated_at) VALUES (1, $1, $2, $3)
+ON CONFLICT (id) DO UPDATE SET `+set.key+` = excluded.`+set.key+`, currency = excluded.currency, updated_at = excluded.updated_at`,
 		int64(b.Amount), b.Currency, b.UpdatedAt)
 	if err != nil {
-		return fmt.Errorf("set balance: %w", err)
+		return fmt.Errorf("set %s: %w", set.key, err)
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO api_audit (created_at, token_name, action, old_value, new_value) VALUES ($1, $2, $3, $4, $5)`,
-		b.UpdatedAt, cleanString(tokenName), AuditSetBalance, balanceJSON(old), balanceJSON(b))
+		b.UpdatedAt, cleanString(tokenName), set.action, auditJSON(set.key, old), auditJSON(set.key, b))
 	if err != nil {
-		return fmt.Errorf("set balance: write the audit entry: %w", err)
+		return fmt.Errorf("set %s: write the audit entry: %w", set.key, err)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("set balance: commit: %w", err)
+		return fmt.Errorf("set %s: commit: %w", set.key, err)
 	}
 	return nil
 }

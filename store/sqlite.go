@@ -260,56 +260,74 @@ func (s *sqliteStore) Record(ctx context.Context, id string) (Record, error) {
 }
 
 func (s *sqliteStore) Balance(ctx context.Context) (Balance, error) {
+	return s.readSetting(ctx, balanceSetting)
+}
+
+func (s *sqliteStore) DailyLimit(ctx context.Context) (Balance, error) {
+	return s.readSetting(ctx, dailyLimitSetting)
+}
+
+func (s *sqliteStore) SetBalance(ctx context.Context, b Balance, tokenName string) error {
+	return s.writeSetting(ctx, balanceSetting, b, tokenName)
+}
+
+func (s *sqliteStore) SetDailyLimit(ctx context.Context, limit Balance, tokenName string) error {
+	return s.writeSetting(ctx, dailyLimitSetting, limit, tokenName)
+}
+
+// readSetting reads the one row of set's table.
+func (s *sqliteStore) readSetting(ctx context.Context, set setting) (Balance, error) {
 	var b Balance
 	var updatedAt int64
-	err := s.reader.QueryRowContext(ctx, `SELECT balance, currency, updated_at FROM api_balance WHERE id = 1`).
+	err := s.reader.QueryRowContext(ctx, `SELECT `+set.key+`, currency, updated_at FROM `+set.table+` WHERE id = 1`).
 		Scan((*int64)(&b.Amount), &b.Currency, &updatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Balance{}, nil
 	}
 	if err != nil {
-		return Balance{}, fmt.Errorf("read balance: %w", err)
+		return Balance{}, fmt.Errorf("read %s: %w", set.key, err)
 	}
 	b.UpdatedAt = sqliteTime(updatedAt)
 	return b, nil
 }
 
-func (s *sqliteStore) SetBalance(ctx context.Context, b Balance, tokenName string) error {
+// writeSetting replaces the row of set's table and adds the audit entry
+// in one transaction.
+func (s *sqliteStore) writeSetting(ctx context.Context, set setting, b Balance, tokenName string) error {
 	b = cleanBalance(b)
 
 	// The writer begins with BEGIN IMMEDIATE, so no other change can come
-	// between reading the old balance and writing the new one.
+	// between reading the old value and writing the new one.
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("set balance: begin: %w", err)
+		return fmt.Errorf("set %s: begin: %w", set.key, err)
 	}
 	defer tx.Rollback()
 
 	var old Balance
 	var oldUpdatedAt int64
-	err = tx.QueryRowContext(ctx, `SELECT balance, currency, updated_at FROM api_balance WHERE id = 1`).
+	err = tx.QueryRowContext(ctx, `SELECT `+set.key+`, currency, updated_at FROM `+set.table+` WHERE id = 1`).
 		Scan((*int64)(&old.Amount), &old.Currency, &oldUpdatedAt)
 	switch {
 	case err == nil:
 		old.UpdatedAt = sqliteTime(oldUpdatedAt)
 	case !errors.Is(err, sql.ErrNoRows):
-		return fmt.Errorf("set balance: read the old balance: %w", err)
+		return fmt.Errorf("set %s: read the old value: %w", set.key, err)
 	}
 
-	_, err = tx.ExecContext(ctx, `
-INSERT INTO api_balance (id, balance, currency, updated_at) VALUES (1, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET balance = excluded.balance, currency = excluded.currency, updated_at = excluded.updated_at`,
+	_, err = tx.ExecContext(ctx, `INSERT INTO `+set.table+` (id, `+set.key+`, currency, updated_at) VALUES (1, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET `+set.key+` = excluded.`+set.key+`, currency = excluded.currency, updated_at = excluded.updated_at`,
 		int64(b.Amount), b.Currency, b.UpdatedAt.UnixMicro())
 	if err != nil {
-		return fmt.Errorf("set balance: %w", err)
+		return fmt.Errorf("set %s: %w", set.key, err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO api_audit (created_at, token_name, action, old_value, new_value) VALUES (?, ?, ?, ?, ?)`,
-		b.UpdatedAt.UnixMicro(), cleanString(tokenName), AuditSetBalance, balanceJSON(old), balanceJSON(b))
+		b.UpdatedAt.UnixMicro(), cleanString(tokenName), set.action, auditJSON(set.key, old), auditJSON(set.key, b))
 	if err != nil {
-		return fmt.Errorf("set balance: write the audit entry: %w", err)
+		return fmt.Errorf("set %s: write the audit entry: %w", set.key, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("set balance: commit: %w", err)
+		return fmt.Errorf("set %s: commit: %w", set.key, err)
 	}
 	return nil
 }

@@ -224,6 +224,15 @@ type Store interface {
 	// token tokenName.
 	SetBalance(ctx context.Context, b Balance, tokenName string) error
 
+	// DailyLimit returns the daily limit last set through SetDailyLimit;
+	// its UpdatedAt is zero when none was ever set. Amount 0 means no
+	// limit.
+	DailyLimit(ctx context.Context) (Balance, error)
+
+	// SetDailyLimit replaces the daily limit and adds an
+	// AuditSetDailyLimit entry, as SetBalance does for the balance.
+	SetDailyLimit(ctx context.Context, limit Balance, tokenName string) error
+
 	// Audit returns a page of audit entries, newest first (ties by ID),
 	// and the count of all entries.
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, int64, error)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -106,21 +107,24 @@ func TestNoKeyInDatabaseOrLogs(t *testing.T) {
 		// Admin traffic: a key sent as an admin token, changes with the
 		// admin token and attempts with the read token.
 		balance := s.admin.URL + "/api/admin/api-usage/balance"
+		dailyLimit := s.admin.URL + "/api/admin/api-usage/daily-limit"
 		adminCalls := []struct {
-			name, token, body string
-			wantStatus        int
+			name, url, token, body string
+			wantStatus             int
 		}{
-			{"key as admin token", secretKeys[0], "", 401},
-			{"set balance", opsToken, `{"balance": 25}`, 200},
-			{"read token sets balance", readToken, `{"balance": 1}`, 403},
-			{"set balance again", opsToken, `{"balance": 12.5}`, 200},
+			{"key as admin token", balance, secretKeys[0], "", 401},
+			{"set balance", balance, opsToken, `{"balance": 25}`, 200},
+			{"read token sets balance", balance, readToken, `{"balance": 1}`, 403},
+			{"read token sets daily limit", dailyLimit, readToken, `{"daily_limit": 1}`, 403},
+			{"set daily limit", dailyLimit, opsToken, `{"daily_limit": 3}`, 200},
+			{"set balance again", balance, opsToken, `{"balance": 12.5}`, 200},
 		}
 		for _, c := range adminCalls {
 			method := http.MethodPost
 			if c.body == "" {
 				method = http.MethodGet
 			}
-			if got := send(t, method, balance, c.token, c.body, http.Header{"Content-Type": {"application/json"}}); got != c.wantStatus {
+			if got := send(t, method, c.url, c.token, c.body, http.Header{"Content-Type": {"application/json"}}); got != c.wantStatus {
 				t.Errorf("%s: status = %d, want %d", c.name, got, c.wantStatus)
 			}
 		}
@@ -130,8 +134,12 @@ func TestNoKeyInDatabaseOrLogs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Audit: %v", err)
 		}
-		if total != 2 || len(entries) != 2 || entries[0].TokenName != "ops" || entries[1].TokenName != "ops" {
-			t.Errorf("audit = %+v (total %d), want the two balance changes by ops", entries, total)
+		var actions []string
+		for _, e := range entries {
+			actions = append(actions, e.TokenName+" "+e.Action)
+		}
+		if want := []string{"ops set_balance", "ops set_daily_limit", "ops set_balance"}; total != 3 || !slices.Equal(actions, want) {
+			t.Errorf("audit = %q (total %d), want %q: every change, newest first", actions, total, want)
 		}
 		if !strings.Contains(entries[0].NewValue, `"balance":12.5`) {
 			t.Errorf("newest audit entry new value = %s, want balance 12.5", entries[0].NewValue)

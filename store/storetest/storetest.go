@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Balance", testBalance},
 		{"AuditBalance", testAuditBalance},
 		{"AuditPaging", testAuditPaging},
+		{"DailyLimit", testDailyLimit},
 		{"ConcurrentInserts", testConcurrentInserts},
 		{"CanceledContext", testCanceledContext},
 	}
@@ -878,6 +879,50 @@ func testAuditBalance(t *testing.T, s store.Store) {
 	}
 }
 
+// testDailyLimit checks the daily limit before any was set, a round trip,
+// its audit entries, and that it is kept apart from the balance.
+func testDailyLimit(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	got, err := s.DailyLimit(ctx)
+	if err != nil {
+		t.Fatalf("DailyLimit before SetDailyLimit: %v", err)
+	}
+	if got != (store.Balance{}) {
+		t.Errorf("DailyLimit before SetDailyLimit: got %+v, want the zero value", got)
+	}
+
+	first := store.Balance{Amount: 10_000_000_000_000, Currency: "USD", UpdatedAt: day0}
+	second := store.Balance{Amount: 0, Currency: "USD", UpdatedAt: day0.Add(time.Minute)}
+	for _, limit := range []store.Balance{first, second} {
+		if err := s.SetDailyLimit(ctx, limit, "ops"); err != nil {
+			t.Fatalf("SetDailyLimit(%s): %v", limit.Amount, err)
+		}
+	}
+	if got, err = s.DailyLimit(ctx); err != nil || got != second {
+		t.Errorf("DailyLimit: got %+v, %v; want %+v", got, err, second)
+	}
+	if b, err := s.Balance(ctx); err != nil || !b.UpdatedAt.IsZero() {
+		t.Errorf("Balance after SetDailyLimit: got %+v, %v; want none set", b, err)
+	}
+
+	entries, _, err := s.Audit(ctx, store.AuditQuery{Limit: 10})
+	if err != nil {
+		t.Fatalf("Audit: %v", err)
+	}
+	firstJSON := `{"daily_limit":10,"currency":"USD","updated_at":"` + day0.Format(time.RFC3339Nano) + `"}`
+	want := []string{
+		store.AuditSetDailyLimit + " " + firstJSON + ` {"daily_limit":0,"currency":"USD","updated_at":"` + day0.Add(time.Minute).Format(time.RFC3339Nano) + `"}`,
+		store.AuditSetDailyLimit + " null " + firstJSON,
+	}
+	var gotEntries []string
+	for _, e := range entries {
+		gotEntries = append(gotEntries, e.Action+" "+e.OldValue+" "+e.NewValue)
+	}
+	if !slices.Equal(gotEntries, want) {
+		t.Errorf("audit entries:\ngot  %q\nwant %q", gotEntries, want)
+	}
+}
+
 // testAuditPaging checks newest-first order, offsets and the total, and
 // that an invalid query is rejected.
 func testAuditPaging(t *testing.T, s store.Store) {
@@ -999,6 +1044,10 @@ func testCanceledContext(t *testing.T, s store.Store) {
 			return s.SetBalance(ctx, store.Balance{Amount: 1, Currency: "USD", UpdatedAt: day0}, "conformance")
 		}},
 		{"Audit", func() error { _, _, err := s.Audit(ctx, store.AuditQuery{Limit: 10}); return err }},
+		{"DailyLimit", func() error { _, err := s.DailyLimit(ctx); return err }},
+		{"SetDailyLimit", func() error {
+			return s.SetDailyLimit(ctx, store.Balance{Amount: 1, Currency: "USD", UpdatedAt: day0}, "conformance")
+		}},
 		{"Ping", func() error { return s.Ping(ctx) }},
 	}
 	for _, c := range calls {

@@ -12,3 +12,12 @@ CREATE TABLE api_audit (
 ) STRICT;
 
 CREATE INDEX api_audit_created_at_idx ON api_audit (created_at, id);
+
+-- api_daily_limit holds at most one row: the daily limit an admin last set
+-- through the API, which replaces the configured one. 0 means no limit.
+CREATE TABLE api_daily_limit (
+    id          INTEGER PRIMARY KEY CHECK (id = 1),
+    daily_limit INTEGER NOT NULL,
+    currency    TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
+) STRICT;
