@@ -542,3 +542,41 @@ func TestProxyStoreBodiesNoneHeader(t *testing.T) {
 		t.Errorf("prompt tokens, priced = %d, %v; want 1500, true", rec.PromptTokens, rec.Priced)
 	}
 }
+
+// A keep-alive client that sends an oversized body, far larger than what
+// the proxy reads, must get the 413 and be able to send its next call on
+// a new connection. The proxy closes the connection, because the unread
+// body makes it unusable and net/http would otherwise panic on it.
+func TestProxyBodyTooLargeKeepAlive(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, chatResponse)
+	}))
+	defer upstream.Close()
+	srv, _ := newTestProxy(t, upstream.URL, func(c *Config) { c.MaxRequestBody = 1024 })
+	client := srv.Client()
+
+	bodies := []struct {
+		name       string
+		body       []byte
+		wantStatus int
+	}{
+		{"warm-up call", []byte(chatBody), http.StatusOK},
+		{"oversized", bytes.Repeat([]byte("a"), 200_000), http.StatusRequestEntityTooLarge},
+		{"next call", []byte(chatBody), http.StatusOK},
+	}
+	for _, b := range bodies {
+		resp, err := client.Post(srv.URL+"/chat/completions", "application/json", bytes.NewReader(b.body))
+		if err != nil {
+			t.Fatalf("%s: %v", b.name, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != b.wantStatus {
+			t.Errorf("%s: status %d, want %d", b.name, resp.StatusCode, b.wantStatus)
+		}
+		if b.wantStatus == http.StatusRequestEntityTooLarge && !resp.Close {
+			t.Errorf("%s: connection kept open, want Connection: close", b.name)
+		}
+	}
+}
