@@ -4,10 +4,15 @@
 // dashboard at /dashboard/ (and / redirects there). The dashboard is a static
 // page that reads the API with a token the user enters.
 //
-// The API only reads the store, except POST /api/admin/api-usage/balance,
-// which replaces the balance. Every route under /api/admin/api-usage needs a
-// bearer token from Config.Tokens, and with no token configured those
-// routes return 401. The health routes and /metrics need no token.
+// The API only reads the store, except POST /api/admin/api-usage/balance
+// and POST /api/admin/api-usage/daily-limit, which replace the balance or
+// the daily limit and add an entry to the audit listed at GET
+// /api/admin/audit. Every route under /api/admin needs a bearer token from
+// Config.Tokens or Config.RoleTokens, and with no token configured those
+// routes return 401. A RoleRead token gets 403 on every method but GET,
+// HEAD and OPTIONS. An address with repeated failed token checks gets 429
+// for the rest of a one-minute window. The health routes and /metrics
+// need no token.
 //
 // API responses are JSON envelopes, {"success":true,"data":...} or
 // {"success":false,"error":"..."}. Money is written as an exact JSON number
@@ -42,12 +47,30 @@ type Config struct {
 	// Store is read by every API route. POST .../balance also writes it.
 	Store store.Store
 
-	// Tokens are the accepted bearer tokens. With none, every route under
-	// /api/admin/api-usage returns 401 with a message on how to set a token.
+	// Tokens are accepted bearer tokens with RoleAdmin. The first is
+	// named DefaultTokenName, later ones "default-2" and so on. With no
+	// token here or in RoleTokens, every route under /api/admin returns
+	// 401 with a message on how to set a token.
 	Tokens []string
 
-	// DailyLimit is the spend allowed per UTC day in Currency. Zero means
-	// no limit.
+	// RoleTokens are accepted bearer tokens with a name and a role, such
+	// as those of ParseTokens. Names and secrets must be unique across
+	// Tokens and RoleTokens.
+	RoleTokens []Token
+
+	// AuthFailureLimit is how many failed token checks one client address
+	// may make in a minute before its requests get 429 until the minute
+	// ends. Zero means 10.
+	AuthFailureLimit int
+
+	// CORSOrigin is the one browser origin, such as
+	// https://dash.example.com, allowed to call the API from a page. Empty
+	// means no CORS headers are ever sent.
+	CORSOrigin string
+
+	// DailyLimit is the spend allowed per UTC day in Currency until one is
+	// set through POST .../daily-limit, which replaces it. Zero means no
+	// limit.
 	DailyLimit pricing.Money
 
 	// Currency is the currency of DailyLimit, of a balance set through the
@@ -76,8 +99,10 @@ type Config struct {
 }
 
 const (
-	// usagePrefix is the path prefix of every route that needs a token.
-	usagePrefix = "/api/admin/api-usage"
+	// apiPrefix is the path prefix of every route that needs a token.
+	apiPrefix = "/api/admin"
+	// usagePrefix is the prefix of the usage and balance routes.
+	usagePrefix = apiPrefix + "/api-usage"
 
 	// readyTimeout bounds the whole /readyz check.
 	readyTimeout = 2 * time.Second
@@ -99,10 +124,10 @@ type server struct {
 	log        *slog.Logger
 	now        func() time.Time
 
-	// tokenHashes are SHA-256 digests of the accepted tokens. Comparing
-	// digests keeps the comparison time independent of the token length.
-	tokenHashes  [][sha256.Size]byte
+	tokens       []tokenEntry
+	throttle     *throttle
 	authFailures *prometheus.CounterVec
+	corsOrigin   string
 
 	router *mux.Router
 
@@ -129,6 +154,7 @@ func New(cfg Config) (http.Handler, error) {
 		ready:      cfg.Ready,
 		log:        cfg.Logger,
 		now:        cfg.Now,
+		corsOrigin: cfg.CORSOrigin,
 	}
 	if s.currency == "" {
 		s.currency = "USD"
@@ -143,20 +169,15 @@ func New(cfg Config) (http.Handler, error) {
 		s.now = time.Now
 	}
 
-	for i, token := range cfg.Tokens {
-		if strings.TrimSpace(token) == "" {
-			return nil, fmt.Errorf("admin: admin token %d is empty", i)
-		}
-		if strings.TrimSpace(token) != token {
-			return nil, fmt.Errorf("admin: admin token %d has leading or trailing whitespace", i)
-		}
-		if len(token) < minTokenLength {
-			s.log.Warn("admin token is short: use at least 16 random characters", "token_index", i, "min_length", minTokenLength)
-		}
-		s.tokenHashes = append(s.tokenHashes, sha256.Sum256([]byte(token)))
+	if err := s.addTokens(cfg.Tokens, cfg.RoleTokens); err != nil {
+		return nil, err
 	}
-	if len(s.tokenHashes) == 0 {
-		s.log.Warn("admin API disabled: no admin token is set, so every route under it answers 401; set one with --admin-token or DEEPMETER_ADMIN_TOKEN", "path_prefix", usagePrefix)
+	if len(s.tokens) == 0 {
+		s.log.Warn("admin API disabled: no admin token is set, so every route under it answers 401; set one with --admin-token or --admin-tokens-file", "path_prefix", apiPrefix)
+	}
+	s.throttle = newThrottle(s.now)
+	if cfg.AuthFailureLimit > 0 {
+		s.throttle.limit = cfg.AuthFailureLimit
 	}
 
 	failures, err := newAuthFailures(cfg.Registerer)
@@ -191,21 +212,78 @@ func (s *server) routes(metrics http.Handler) *mux.Router {
 
 	r.HandleFunc(usagePrefix+"/stats", s.getStats).Methods(http.MethodGet)
 	r.HandleFunc(usagePrefix+"/daily-limit", s.getDailyLimit).Methods(http.MethodGet)
+	r.HandleFunc(usagePrefix+"/daily-limit", s.setDailyLimit).Methods(http.MethodPost)
 	r.HandleFunc(usagePrefix+"/current-month", s.getCurrentMonth).Methods(http.MethodGet)
 	r.HandleFunc(usagePrefix+"/balance", s.getBalance).Methods(http.MethodGet)
 	r.HandleFunc(usagePrefix+"/balance", s.setBalance).Methods(http.MethodPost)
 	r.HandleFunc(usagePrefix+"/records", s.listRecords).Methods(http.MethodGet)
 	r.HandleFunc(usagePrefix+"/records/{id}", s.getRecord).Methods(http.MethodGet)
+	r.HandleFunc(apiPrefix+"/audit", s.listAudit).Methods(http.MethodGet)
 	return r
 }
 
 // ServeHTTP checks the token before routing, so a client without one learns
 // nothing about which routes or methods exist under the prefix.
+// A browser's CORS preflight carries no token, so it is answered first.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if needsToken(r.URL.Path) && !s.authorize(w, r) {
-		return
+	if needsToken(r.URL.Path) {
+		if s.handleCORS(w, r) {
+			return
+		}
+		token, ok := s.authorize(w, r)
+		if !ok {
+			return
+		}
+		if !mayChange(r.Method, token.role) {
+			s.log.Warn("admin change rejected: the token has role read", "token_name", token.name, "method", r.Method, "path", r.URL.Path, "remote_addr", clientAddress(r.RemoteAddr))
+			writeJSON(w, http.StatusForbidden, envelope{Success: false, Error: fmt.Sprintf("token %q has role read: changes need a token with role admin", token.name)})
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), tokenNameKey{}, token.name))
 	}
 	s.router.ServeHTTP(w, r)
+}
+
+// addTokens validates and keeps the accepted tokens.
+func (s *server) addTokens(plain []string, named []Token) error {
+	all := make([]Token, 0, len(plain)+len(named))
+	for i, secret := range plain {
+		if strings.TrimSpace(secret) == "" {
+			return fmt.Errorf("admin: admin token %d is empty", i)
+		}
+		if strings.TrimSpace(secret) != secret {
+			return fmt.Errorf("admin: admin token %d has leading or trailing whitespace", i)
+		}
+		if len(secret) < minTokenLength {
+			s.log.Warn("admin token is short: use at least 16 random characters", "token_index", i, "min_length", minTokenLength)
+		}
+		name := DefaultTokenName
+		if i > 0 {
+			name = fmt.Sprintf("%s-%d", DefaultTokenName, i+1)
+		}
+		all = append(all, Token{Name: name, Role: RoleAdmin, Secret: secret})
+	}
+	for _, t := range named {
+		if err := checkToken(t); err != nil {
+			return fmt.Errorf("admin: %w", err)
+		}
+		all = append(all, t)
+	}
+
+	names := map[string]bool{}
+	hashes := map[[sha256.Size]byte]bool{}
+	for _, t := range all {
+		hash := sha256.Sum256([]byte(t.Secret))
+		if names[t.Name] {
+			return fmt.Errorf("admin: token name %q is used twice", t.Name)
+		}
+		if hashes[hash] {
+			return fmt.Errorf("admin: token %q has the same secret as another token", t.Name)
+		}
+		names[t.Name], hashes[hash] = true, true
+		s.tokens = append(s.tokens, tokenEntry{hash: hash, name: t.Name, role: t.Role})
+	}
+	return nil
 }
 
 func (s *server) notFound(w http.ResponseWriter, r *http.Request) {

@@ -104,13 +104,16 @@ func newTestEnv(t *testing.T, edit func(*Config)) *testEnv {
 		logs:  &syncBuffer{},
 	}
 	cfg := Config{
-		Store:      env.store,
-		Tokens:     []string{testToken},
-		Currency:   "USD",
-		Gatherer:   env.reg,
-		Registerer: env.reg,
-		Logger:     slog.New(slog.NewTextHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:        env.clock.Now,
+		Store:    env.store,
+		Tokens:   []string{testToken},
+		Currency: "USD",
+		// Tests that sweep many routes with a bad token would otherwise
+		// be throttled; TestAuthThrottle checks the throttle.
+		AuthFailureLimit: 1000,
+		Gatherer:         env.reg,
+		Registerer:       env.reg,
+		Logger:           slog.New(slog.NewTextHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:              env.clock.Now,
 	}
 	if edit != nil {
 		edit(&cfg)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,14 +15,15 @@ import (
 
 // Values of the reason label of deepmeter_admin_auth_failures_total.
 const (
-	reasonMissing  = "missing"  // no Authorization header with a Bearer token
-	reasonInvalid  = "invalid"  // a token that matches none of Config.Tokens
-	reasonDisabled = "disabled" // no token is configured
+	reasonMissing   = "missing"   // no Authorization header with a Bearer token
+	reasonInvalid   = "invalid"   // a token that matches no configured token
+	reasonDisabled  = "disabled"  // no token is configured
+	reasonThrottled = "throttled" // 429: too many recent failures from the address
 )
 
 const (
 	errMsgBadToken = "missing or invalid admin token"
-	errMsgDisabled = "admin API is disabled until an admin token is set with --admin-token or DEEPMETER_ADMIN_TOKEN"
+	errMsgDisabled = "admin API is disabled until an admin token is set with --admin-token (DEEPMETER_ADMIN_TOKEN) or --admin-tokens-file (DEEPMETER_ADMIN_TOKENS_FILE)"
 )
 
 // newAuthFailures creates the auth failure counter and registers it with
@@ -30,9 +32,9 @@ const (
 func newAuthFailures(reg prometheus.Registerer) (*prometheus.CounterVec, error) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "deepmeter_admin_auth_failures_total",
-		Help: "Admin API requests rejected with 401, by reason: missing token, invalid token, or admin API disabled because no token is configured.",
+		Help: "Admin API requests rejected, by reason: missing token, invalid token, admin API disabled because no token is configured (all 401), or throttled after repeated failures from the address (429).",
 	}, []string{"reason"})
-	for _, reason := range []string{reasonMissing, reasonInvalid, reasonDisabled} {
+	for _, reason := range []string{reasonMissing, reasonInvalid, reasonDisabled, reasonThrottled} {
 		c.WithLabelValues(reason)
 	}
 	if reg == nil {
@@ -51,33 +53,59 @@ func newAuthFailures(reg prometheus.Registerer) (*prometheus.CounterVec, error) 
 	return c, nil
 }
 
-// needsToken reports whether p is under usagePrefix. Both the raw and the
+// needsToken reports whether p is under apiPrefix. Both the raw and the
 // cleaned path are checked, so dot segments cannot route around the check.
 func needsToken(p string) bool {
 	under := func(p string) bool {
-		return p == usagePrefix || strings.HasPrefix(p, usagePrefix+"/")
+		return p == apiPrefix || strings.HasPrefix(p, apiPrefix+"/")
 	}
 	return under(p) || under(path.Clean(p))
 }
 
-// authorize reports whether r carries an accepted bearer token. Otherwise
-// it writes the 401 response, counts the failure and returns false.
-func (s *server) authorize(w http.ResponseWriter, r *http.Request) bool {
+// tokenEntry is an accepted token as the server keeps it.
+type tokenEntry struct {
+	// hash is the SHA-256 digest of the secret. Comparing digests keeps
+	// the comparison time independent of the secret's length.
+	hash [sha256.Size]byte
+	name string
+	role Role
+}
+
+// authorize returns the token that r carries. Otherwise it writes a 401,
+// or a 429 to an address with too many recent failures, counts the
+// failure and returns false.
+func (s *server) authorize(w http.ResponseWriter, r *http.Request) (*tokenEntry, bool) {
+	addr := clientAddress(r.RemoteAddr)
+	if wait, blocked := s.throttle.blocked(addr); blocked && len(s.tokens) > 0 {
+		s.authFailures.WithLabelValues(reasonThrottled).Inc()
+		s.log.Debug("admin request throttled", "remote_addr", addr, "method", r.Method, "path", r.URL.Path)
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		writeJSON(w, http.StatusTooManyRequests, envelope{Success: false, Error: "too many failed admin token checks from this address: retry later"})
+		return nil, false
+	}
+
 	reason := reasonDisabled
-	if len(s.tokenHashes) > 0 {
+	if len(s.tokens) > 0 {
 		token, ok := bearerToken(r.Header.Get("Authorization"))
 		switch {
 		case !ok:
 			reason = reasonMissing
-		case !s.tokenAccepted(token):
-			reason = reasonInvalid
 		default:
-			return true
+			if t := s.findToken(token); t != nil {
+				return t, true
+			}
+			reason = reasonInvalid
 		}
 	}
 
 	s.authFailures.WithLabelValues(reason).Inc()
-	s.log.Debug("admin request rejected", "reason", reason, "method", r.Method, "path", r.URL.Path, "remote_addr", r.RemoteAddr)
+	// With no token configured there is nothing to guess, so those
+	// failures are not throttled.
+	if reason == reasonDisabled {
+		s.log.Debug("admin request rejected", "reason", reason, "method", r.Method, "path", r.URL.Path, "remote_addr", addr)
+	} else {
+		s.logFailure(r, reason, addr, s.throttle.fail(addr))
+	}
 
 	w.Header().Set("WWW-Authenticate", "Bearer")
 	message := errMsgBadToken
@@ -85,18 +113,58 @@ func (s *server) authorize(w http.ResponseWriter, r *http.Request) bool {
 		message = errMsgDisabled
 	}
 	writeJSON(w, http.StatusUnauthorized, envelope{Success: false, Error: message})
-	return false
+	return nil, false
 }
 
-// tokenAccepted compares the SHA-256 digest of token with every accepted
-// digest in constant time, without stopping at the first match.
-func (s *server) tokenAccepted(token string) bool {
-	digest := sha256.Sum256([]byte(token))
-	match := 0
-	for i := range s.tokenHashes {
-		match |= subtle.ConstantTimeCompare(digest[:], s.tokenHashes[i][:])
+// logFailure logs a failed token check. Only the first failure of an
+// address in a window and the one that throttles it are logged above
+// Debug, so a flood of guesses cannot fill the log.
+func (s *server) logFailure(r *http.Request, reason, addr string, failures int) {
+	switch failures {
+	case 1:
+		s.log.Warn("admin request rejected", "reason", reason, "method", r.Method, "path", r.URL.Path, "remote_addr", addr)
+	case s.throttle.limit:
+		s.log.Warn("admin requests rejected repeatedly; throttling the address", "failures", failures, "window", s.throttle.window, "remote_addr", addr)
+	default:
+		s.log.Debug("admin request rejected", "reason", reason, "method", r.Method, "path", r.URL.Path, "remote_addr", addr, "failures", failures)
 	}
-	return match == 1
+}
+
+// findToken compares the SHA-256 digest of secret with every accepted
+// digest in constant time, without stopping at the first match, and
+// returns the matching token or nil.
+func (s *server) findToken(secret string) *tokenEntry {
+	digest := sha256.Sum256([]byte(secret))
+	found := -1
+	for i := range s.tokens {
+		eq := subtle.ConstantTimeCompare(digest[:], s.tokens[i].hash[:])
+		found = subtle.ConstantTimeSelect(eq, i, found)
+	}
+	if found < 0 {
+		return nil
+	}
+	return &s.tokens[found]
+}
+
+// mayChange reports whether a token with role may send a request with
+// method. Every method but GET, HEAD and OPTIONS counts as a change, which
+// only RoleAdmin may make. This holds also on routes that do not exist,
+// so a read token learns nothing about them.
+func mayChange(method string, role Role) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return true
+	}
+	return role == RoleAdmin
+}
+
+// tokenNameKey is the context key of the authorized token's name.
+type tokenNameKey struct{}
+
+// tokenName returns the name of the token that authorized r.
+func tokenName(r *http.Request) string {
+	name, _ := r.Context().Value(tokenNameKey{}).(string)
+	return name
 }
 
 // bearerToken returns the token of an "Authorization: Bearer <token>"

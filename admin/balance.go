@@ -55,18 +55,8 @@ func (s *server) getBalance(w http.ResponseWriter, r *http.Request) {
 // The balance is stored in the configured currency and counts spend from
 // now on.
 func (s *server) setBalance(w http.ResponseWriter, r *http.Request) {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSONMediaType(ct) {
-		s.writeError(w, r, http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Type %q: send application/json", shorten(ct, 60)))
-		return
-	}
-	amount, err := decodeBalance(http.MaxBytesReader(w, r.Body, maxBalanceBody))
-	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			s.writeError(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: at most %d bytes", maxBalanceBody))
-			return
-		}
-		s.writeError(w, r, http.StatusBadRequest, err.Error())
+	amount, ok := s.readAmount(w, r, "balance")
+	if !ok {
 		return
 	}
 
@@ -77,11 +67,11 @@ func (s *server) setBalance(w http.ResponseWriter, r *http.Request) {
 		Currency:  s.currency,
 		UpdatedAt: s.now().UTC().Truncate(time.Microsecond),
 	}
-	if err := s.store.SetBalance(ctx, b); err != nil {
+	if err := s.store.SetBalance(ctx, b, tokenName(r)); err != nil {
 		s.storeFailed(w, r, "set balance", err)
 		return
 	}
-	s.log.Info("balance set", "balance", amount.String(), "currency", s.currency, "remote_addr", r.RemoteAddr)
+	s.log.Info("balance set", "balance", amount.String(), "currency", s.currency, "token_name", tokenName(r), "remote_addr", r.RemoteAddr)
 
 	// Read back what the store holds, so the response matches a later GET.
 	view, op, err := s.balanceView(ctx)
@@ -90,6 +80,27 @@ func (s *server) setBalance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeData(w, view)
+}
+
+// readAmount reads a request body such as {"balance": 25.0} with the
+// amount under field. On error it writes the 400, 413 or 415 response and
+// returns false.
+func (s *server) readAmount(w http.ResponseWriter, r *http.Request, field string) (pricing.Money, bool) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSONMediaType(ct) {
+		s.writeError(w, r, http.StatusUnsupportedMediaType, fmt.Sprintf("unsupported Content-Type %q: send application/json", shorten(ct, 60)))
+		return 0, false
+	}
+	amount, err := decodeAmount(http.MaxBytesReader(w, r.Body, maxBalanceBody), field)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.writeError(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body too large: at most %d bytes", maxBalanceBody))
+			return 0, false
+		}
+		s.writeError(w, r, http.StatusBadRequest, err.Error())
+		return 0, false
+	}
+	return amount, true
 }
 
 // balanceView reads the balance and the spend since it was set. On error it
@@ -125,27 +136,25 @@ func (s *server) balanceView(ctx context.Context) (balanceView, string, error) {
 	}, "", nil
 }
 
-// decodeBalance reads {"balance": <number>} from body. The number is taken
+// decodeAmount reads {"<field>": <number>} from body. The number is taken
 // from its JSON literal and parsed exactly, never through float64. Errors
 // name the field and the accepted form. For a body over the limit it
 // returns the *http.MaxBytesError.
-func decodeBalance(body io.Reader) (pricing.Money, error) {
+func decodeAmount(body io.Reader, field string) (pricing.Money, error) {
 	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
 	dec.UseNumber()
 
-	var req struct {
-		Balance json.RawMessage `json:"balance"`
-	}
+	example := fmt.Sprintf(`send a JSON object such as {"%s": 25.0}`, field)
+	var req map[string]json.RawMessage
 	if err := dec.Decode(&req); err != nil {
 		var tooLarge *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooLarge):
 			return 0, err
 		case errors.Is(err, io.EOF):
-			return 0, errors.New(`request body is empty: send a JSON object such as {"balance": 25.0}`)
+			return 0, errors.New("request body is empty: " + example)
 		default:
-			return 0, fmt.Errorf(`invalid request body: %s: send a JSON object such as {"balance": 25.0}`, strings.TrimPrefix(err.Error(), "json: "))
+			return 0, fmt.Errorf("invalid request body: %s: %s", strings.TrimPrefix(err.Error(), "json: "), example)
 		}
 	}
 	var extra json.RawMessage
@@ -157,42 +166,52 @@ func decodeBalance(body io.Reader) (pricing.Money, error) {
 		return 0, errors.New("invalid request body: unexpected data after the JSON object")
 	}
 
-	return parseBalance(req.Balance)
+	for key := range req {
+		if key != field {
+			return 0, fmt.Errorf("invalid request body: unknown field %q: %s", shorten(key, 40), example)
+		}
+	}
+	return parseAmount(req[field], field)
 }
 
 // parseBalance parses the raw JSON value of the balance field.
 func parseBalance(raw json.RawMessage) (pricing.Money, error) {
+	return parseAmount(raw, "balance")
+}
+
+// parseAmount parses the raw JSON value of an amount field.
+func parseAmount(raw json.RawMessage, field string) (pricing.Money, error) {
 	if len(raw) == 0 {
-		return 0, errors.New(`missing field balance: send a JSON object such as {"balance": 25.0}`)
+		return 0, fmt.Errorf(`missing field %s: send a JSON object such as {"%s": 25.0}`, field, field)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return 0, fmt.Errorf("invalid balance: %w", err)
+		return 0, fmt.Errorf("invalid %s: %w", field, err)
 	}
 	number, ok := v.(json.Number)
 	switch {
 	case v == nil:
-		return 0, errors.New("balance must not be null: it must be a JSON number such as 25.0")
+		return 0, fmt.Errorf("%s must not be null: it must be a JSON number such as 25.0", field)
 	case !ok:
-		return 0, fmt.Errorf("balance must be a JSON number such as 25.0, not %s", jsonKind(v))
+		return 0, fmt.Errorf("%s must be a JSON number such as 25.0, not %s", field, jsonKind(v))
 	}
 
 	literal := string(number)
 	plain, err := expandExponent(literal)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("%s %w", field, err)
 	}
 	if strings.HasPrefix(plain, "-") && strings.Trim(plain, "-0.") != "" {
-		return 0, fmt.Errorf("balance %s is negative: it must be from 0 to %s", shorten(literal, 40), maxBalance)
+		return 0, fmt.Errorf("%s %s is negative: it must be from 0 to %s", field, shorten(literal, 40), maxBalance)
 	}
 	if _, frac, _ := strings.Cut(plain, "."); len(frac) > 12 {
-		return 0, fmt.Errorf("balance %s has more than 12 digits after the decimal point", shorten(literal, 40))
+		return 0, fmt.Errorf("%s %s has more than 12 digits after the decimal point", field, shorten(literal, 40))
 	}
 	m, err := pricing.ParseMoney(plain)
 	if err != nil {
-		return 0, fmt.Errorf("balance %s is out of range: it must be from 0 to %s", shorten(literal, 40), maxBalance)
+		return 0, fmt.Errorf("%s %s is out of range: it must be from 0 to %s", field, shorten(literal, 40), maxBalance)
 	}
 	return m, nil
 }
@@ -218,7 +237,7 @@ func expandExponent(literal string) (string, error) {
 
 	exp, err := strconv.Atoi(literal[i+1:])
 	if err != nil || exp > maxExponent || exp < -maxExponent {
-		return "", fmt.Errorf("balance %s is out of range: it must be from 0 to %s with at most 12 digits after the decimal point", shorten(literal, 40), maxBalance)
+		return "", fmt.Errorf("%s is out of range: it must be from 0 to %s with at most 12 digits after the decimal point", shorten(literal, 40), maxBalance)
 	}
 
 	var plain string

@@ -141,6 +141,11 @@ func (s *server) getDailyLimit(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := queryContext(r)
 	defer cancel()
+	dailyLimit, err := s.currentDailyLimit(ctx)
+	if err != nil {
+		s.storeFailed(w, r, "daily limit", err)
+		return
+	}
 	totals, err := s.store.Totals(ctx, day, day.AddDate(0, 0, 1))
 	if err != nil {
 		s.storeFailed(w, r, "daily totals", err)
@@ -154,13 +159,13 @@ func (s *server) getDailyLimit(w http.ResponseWriter, r *http.Request) {
 		TodayCost:       amountNumber(cost),
 		CostsByCurrency: s.costsByCurrency(totals.Cost),
 	}
-	if s.dailyLimit > 0 {
-		limit := big.NewInt(int64(s.dailyLimit))
+	if dailyLimit > 0 {
+		limit := big.NewInt(int64(dailyLimit))
 		remaining := new(big.Int).Sub(limit, cost)
 		if remaining.Sign() < 0 {
 			remaining.SetInt64(0)
 		}
-		view.DailyLimit = optionalNumber(moneyNumber(s.dailyLimit))
+		view.DailyLimit = optionalNumber(moneyNumber(dailyLimit))
 		view.Remaining = optionalNumber(amountNumber(remaining))
 		view.PercentageUsed = optionalNumber(percentNumber(cost, limit))
 		view.LimitReached = cost.Cmp(limit) >= 0

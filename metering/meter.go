@@ -25,6 +25,12 @@ type Options struct {
 	// record carries FlagRequestTruncated or FlagResponseTruncated. The
 	// assembled message of a stream is held to the same size.
 	MaxStoredBody int
+	// Bodies selects whether bodies are kept at all [BodiesStored].
+	Bodies BodyStorage
+	// RedactRules are applied to the stored bodies, the message and the
+	// error message of every record, before API keys and bearer tokens
+	// are masked [none].
+	RedactRules []RedactRule
 	// Now is the clock [time.Now].
 	Now func() time.Time
 }
@@ -35,6 +41,7 @@ type Attribution struct {
 	UserID   string // overrides the request body's "user" field
 	PageTab  string // the UI page tab the call came from
 	Endpoint string // the caller's feature route; the upstream path when empty
+	NoBodies bool   // the caller asked that this call's bodies not be stored
 }
 
 // Sink receives finished records. Enqueue must not block; it returns false
@@ -51,6 +58,9 @@ type Meter struct {
 	metrics   *meterMetrics
 	maxStored int
 	now       func() time.Time
+
+	bodies      BodyStorage
+	redactRules []RedactRule
 
 	// warnedMu guards warned, the models already logged as unpriced.
 	warnedMu sync.Mutex
@@ -77,13 +87,15 @@ func NewMeter(prices *pricing.Table, sink Sink, logger *slog.Logger, reg prometh
 		opts.Now = time.Now
 	}
 	return &Meter{
-		prices:    prices,
-		sink:      sink,
-		logger:    logger,
-		metrics:   newMeterMetrics(reg),
-		maxStored: opts.MaxStoredBody,
-		now:       opts.Now,
-		warned:    make(map[string]struct{}),
+		prices:      prices,
+		sink:        sink,
+		logger:      logger,
+		metrics:     newMeterMetrics(reg),
+		maxStored:   opts.MaxStoredBody,
+		now:         opts.Now,
+		bodies:      opts.Bodies,
+		redactRules: opts.RedactRules,
+		warned:      make(map[string]struct{}),
 	}
 }
 
@@ -272,6 +284,7 @@ func (c *Call) Finish(end End) store.Record {
 	}
 
 	rec, cost := c.buildRecord(end, finishedAt, decodeErr)
+	c.m.protect(&rec, c.attr.NoBodies)
 	c.m.price(&rec, cost)
 	c.m.metrics.observe(&rec, c.ttfbKnown())
 	if c.m.sink != nil {

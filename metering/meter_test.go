@@ -307,8 +307,8 @@ func TestCallErrorMessageText(t *testing.T) {
 	}{
 		{"long plain-text error", End{}, strings.Repeat("é", 700), func(s string) bool { return s == strings.Repeat("é", 500) }, "500 characters of é"},
 		{"api key redacted", End{Err: errors.New("upstream said: bad key sk-0123456789abcdef0123")}, "", func(s string) bool {
-			return !strings.Contains(s, "0123456789abcdef") && strings.Contains(s, "sk-***")
-		}, "the key replaced by sk-***"},
+			return !strings.Contains(s, "0123456789abcdef") && strings.Contains(s, "sk-****0123")
+		}, "the key masked to sk-****0123"},
 		{"invalid UTF-8", End{}, "bad \xff\xfe byte", func(s string) bool { return utf8.ValidString(s) && strings.Contains(s, "bad") }, "valid UTF-8"},
 	}
 	for _, tt := range tests {

@@ -3,7 +3,6 @@ package metering
 import (
 	"errors"
 	"io"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -198,13 +197,10 @@ func failureReason(c *Call, end End, out outcome, failedStatus bool, decodeErr e
 	return statusText(end.StatusCode)
 }
 
-// apiKeyPattern matches DeepSeek API keys, which start with "sk-".
-var apiKeyPattern = regexp.MustCompile(`sk-[A-Za-z0-9_-]{8,}`)
-
 // errorText makes a failure reason fit error_message: valid UTF-8,
 // without API keys, at most maxErrorRunes characters.
 func errorText(s string) string {
-	s = apiKeyPattern.ReplaceAllString(sanitize(s), "sk-***")
+	s = MaskSecrets(sanitize(s))
 	return cutRunes(strings.TrimSpace(s), maxErrorRunes)
 }
 

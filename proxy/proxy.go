@@ -54,6 +54,9 @@ const (
 	UserIDHeader   = "X-DeepMeter-User-Id"
 	PageTabHeader  = "X-DeepMeter-Page-Tab"
 	EndpointHeader = "X-DeepMeter-Endpoint"
+	// StoreBodiesHeader set to "none" keeps the call's bodies out of its
+	// record. It is removed before the call goes upstream.
+	StoreBodiesHeader = "X-DeepMeter-Store-Bodies"
 )
 
 // MaxAttributionLength is the longest attribution header value kept, in
@@ -231,6 +234,11 @@ func (p *Proxy) forwardMetered(sw *statusWriter, r *http.Request, id string, sta
 		}
 		aborted := r.Context().Err() != nil
 		if !aborted {
+			// The rest of the body is never read, so the connection cannot
+			// carry another request. Closing it also avoids a panic in
+			// net/http (Go 1.26.8: "invalid concurrent Body.Read call")
+			// when a full-duplex handler returns with a large body unread.
+			sw.Header().Set("Connection", "close")
 			writeError(sw, status, message)
 		}
 		call.Finish(metering.End{StatusCode: status, Err: fmt.Errorf("%s: %w", message, err), ClientAborted: aborted})
@@ -529,7 +537,9 @@ func takeAttribution(h http.Header) metering.Attribution {
 		UserID:   cleanHeaderValue(h.Get(UserIDHeader)),
 		PageTab:  cleanHeaderValue(h.Get(PageTabHeader)),
 		Endpoint: cleanHeaderValue(h.Get(EndpointHeader)),
+		NoBodies: strings.EqualFold(strings.TrimSpace(h.Get(StoreBodiesHeader)), "none"),
 	}
+	h.Del(StoreBodiesHeader)
 	h.Del(UserIDHeader)
 	h.Del(PageTabHeader)
 	h.Del(EndpointHeader)

@@ -550,3 +550,75 @@ func TestProxyUpstreamUnreachableCauses(t *testing.T) {
 		})
 	}
 }
+
+// A caller can keep one sensitive call's bodies out of its record with
+// X-DeepMeter-Store-Bodies: none. The header must not reach the upstream,
+// and the record must keep its tokens and cost.
+func TestProxyStoreBodiesNoneHeader(t *testing.T) {
+	var upstreamSaw string
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstreamSaw = r.Header.Get(StoreBodiesHeader)
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, chatResponse)
+	}))
+	defer upstream.Close()
+	srv, sink := newTestProxy(t, upstream.URL, nil)
+
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/chat/completions", strings.NewReader(chatBody))
+	req.Header.Set(StoreBodiesHeader, "None")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+
+	if upstreamSaw != "" {
+		t.Errorf("upstream got %s: %q, want the header removed", StoreBodiesHeader, upstreamSaw)
+	}
+	rec := sink.wait(t, 1)[0]
+	if rec.RequestData != "" || rec.ResponseData != "" || rec.Message != "N/A" {
+		t.Errorf("request_data, response_data, message = %q, %q, %q; want empty, empty, N/A", rec.RequestData, rec.ResponseData, rec.Message)
+	}
+	if rec.PromptTokens != 1500 || !rec.Priced {
+		t.Errorf("prompt tokens, priced = %d, %v; want 1500, true", rec.PromptTokens, rec.Priced)
+	}
+}
+
+// A keep-alive client that sends an oversized body, far larger than what
+// the proxy reads, must get the 413 and be able to send its next call on
+// a new connection. The proxy closes the connection, because the unread
+// body makes it unusable and net/http would otherwise panic on it.
+func TestProxyBodyTooLargeKeepAlive(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, chatResponse)
+	}))
+	defer upstream.Close()
+	srv, _ := newTestProxy(t, upstream.URL, func(c *Config) { c.MaxRequestBody = 1024 })
+	client := srv.Client()
+
+	bodies := []struct {
+		name       string
+		body       []byte
+		wantStatus int
+	}{
+		{"warm-up call", []byte(chatBody), http.StatusOK},
+		{"oversized", bytes.Repeat([]byte("a"), 200_000), http.StatusRequestEntityTooLarge},
+		{"next call", []byte(chatBody), http.StatusOK},
+	}
+	for _, b := range bodies {
+		resp, err := client.Post(srv.URL+"/chat/completions", "application/json", bytes.NewReader(b.body))
+		if err != nil {
+			t.Fatalf("%s: %v", b.name, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != b.wantStatus {
+			t.Errorf("%s: status %d, want %d", b.name, resp.StatusCode, b.wantStatus)
+		}
+		if b.wantStatus == http.StatusRequestEntityTooLarge && !resp.Close {
+			t.Errorf("%s: connection kept open, want Connection: close", b.name)
+		}
+	}
+}

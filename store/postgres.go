@@ -234,29 +234,112 @@ func (s *postgresStore) Record(ctx context.Context, id string) (Record, error) {
 }
 
 func (s *postgresStore) Balance(ctx context.Context) (Balance, error) {
+	return s.readSetting(ctx, balanceSetting)
+}
+
+func (s *postgresStore) DailyLimit(ctx context.Context) (Balance, error) {
+	return s.readSetting(ctx, dailyLimitSetting)
+}
+
+func (s *postgresStore) SetBalance(ctx context.Context, b Balance, tokenName string) error {
+	return s.writeSetting(ctx, balanceSetting, b, tokenName)
+}
+
+func (s *postgresStore) SetDailyLimit(ctx context.Context, limit Balance, tokenName string) error {
+	return s.writeSetting(ctx, dailyLimitSetting, limit, tokenName)
+}
+
+// readSetting reads the one row of set's table.
+func (s *postgresStore) readSetting(ctx context.Context, set setting) (Balance, error) {
 	var b Balance
-	err := s.pool.QueryRow(ctx, `SELECT balance, currency, updated_at FROM api_balance WHERE id = 1`).
+	err := s.pool.QueryRow(ctx, `SELECT `+set.key+`, currency, updated_at FROM `+set.table+` WHERE id = 1`).
 		Scan((*int64)(&b.Amount), &b.Currency, &b.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Balance{}, nil
 	}
 	if err != nil {
-		return Balance{}, fmt.Errorf("read balance: %w", err)
+		return Balance{}, fmt.Errorf("read %s: %w", set.key, err)
 	}
 	b.UpdatedAt = b.UpdatedAt.UTC()
 	return b, nil
 }
 
-func (s *postgresStore) SetBalance(ctx context.Context, b Balance) error {
+// writeSetting replaces the row of set's table and adds the audit entry
+// in one transaction.
+func (s *postgresStore) writeSetting(ctx context.Context, set setting, b Balance, tokenName string) error {
 	b = cleanBalance(b)
-	_, err := s.pool.Exec(ctx, `
-INSERT INTO api_balance (id, balance, currency, updated_at) VALUES (1, $1, $2, $3)
-ON CONFLICT (id) DO UPDATE SET balance = excluded.balance, currency = excluded.currency, updated_at = excluded.updated_at`,
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("set %s: begin: %w", set.key, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	// The table lock serializes changes across replicas, so each audit
+	// entry's old value is the value its change replaced, also when no
+	// row exists yet to lock.
+	if _, err := tx.Exec(ctx, `LOCK TABLE `+set.table+` IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+		return fmt.Errorf("set %s: lock: %w", set.key, err)
+	}
+	var old Balance
+	err = tx.QueryRow(ctx, `SELECT `+set.key+`, currency, updated_at FROM `+set.table+` WHERE id = 1`).
+		Scan((*int64)(&old.Amount), &old.Currency, &old.UpdatedAt)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("set %s: read the old value: %w", set.key, err)
+	}
+
+	_, err = tx.Exec(ctx, `INSERT INTO `+set.table+` (id, `+set.key+`, currency, updated_at) VALUES (1, $1, $2, $3)
+ON CONFLICT (id) DO UPDATE SET `+set.key+` = excluded.`+set.key+`, currency = excluded.currency, updated_at = excluded.updated_at`,
 		int64(b.Amount), b.Currency, b.UpdatedAt)
 	if err != nil {
-		return fmt.Errorf("set balance: %w", err)
+		return fmt.Errorf("set %s: %w", set.key, err)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO api_audit (created_at, token_name, action, old_value, new_value) VALUES ($1, $2, $3, $4, $5)`,
+		b.UpdatedAt, cleanString(tokenName), set.action, auditJSON(set.key, old), auditJSON(set.key, b))
+	if err != nil {
+		return fmt.Errorf("set %s: write the audit entry: %w", set.key, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("set %s: commit: %w", set.key, err)
 	}
 	return nil
+}
+
+func (s *postgresStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, int64, error) {
+	if err := checkAuditQuery(q); err != nil {
+		return nil, 0, err
+	}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list audit entries: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	var total int64
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM api_audit`).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count audit entries: %w", err)
+	}
+	entries := []AuditEntry{}
+	if q.Limit == 0 {
+		return entries, total, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT id, created_at, token_name, action, old_value, new_value FROM api_audit
+ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2`, q.Limit, q.Offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list audit entries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e AuditEntry
+		if err := rows.Scan(&e.ID, &e.CreatedAt, &e.TokenName, &e.Action, &e.OldValue, &e.NewValue); err != nil {
+			return nil, 0, fmt.Errorf("read audit entry: %w", err)
+		}
+		e.CreatedAt = postgresTime(e.CreatedAt)
+		entries = append(entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("read audit entries: %w", err)
+	}
+	return entries, total, nil
 }
 
 func (s *postgresStore) Ping(ctx context.Context) error {

@@ -70,8 +70,8 @@ func TestPostgresMigrateTwice(t *testing.T) {
 		}
 	}
 	version, dirty := schemaVersion(t, dbURL)
-	if version != 1 || dirty {
-		t.Errorf("schema_migrations: got version %d dirty %v, want 1 and false", version, dirty)
+	if version != 2 || dirty {
+		t.Errorf("schema_migrations: got version %d dirty %v, want 2 and false", version, dirty)
 	}
 }
 
@@ -93,8 +93,8 @@ func TestPostgresMigrateParallel(t *testing.T) {
 			t.Errorf("Migrate #%d: %v", i, err)
 		}
 	}
-	if version, dirty := schemaVersion(t, dbURL); version != 1 || dirty {
-		t.Errorf("schema_migrations: got version %d dirty %v, want 1 and false", version, dirty)
+	if version, dirty := schemaVersion(t, dbURL); version != 2 || dirty {
+		t.Errorf("schema_migrations: got version %d dirty %v, want 2 and false", version, dirty)
 	}
 }
 

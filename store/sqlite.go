@@ -260,30 +260,115 @@ func (s *sqliteStore) Record(ctx context.Context, id string) (Record, error) {
 }
 
 func (s *sqliteStore) Balance(ctx context.Context) (Balance, error) {
+	return s.readSetting(ctx, balanceSetting)
+}
+
+func (s *sqliteStore) DailyLimit(ctx context.Context) (Balance, error) {
+	return s.readSetting(ctx, dailyLimitSetting)
+}
+
+func (s *sqliteStore) SetBalance(ctx context.Context, b Balance, tokenName string) error {
+	return s.writeSetting(ctx, balanceSetting, b, tokenName)
+}
+
+func (s *sqliteStore) SetDailyLimit(ctx context.Context, limit Balance, tokenName string) error {
+	return s.writeSetting(ctx, dailyLimitSetting, limit, tokenName)
+}
+
+// readSetting reads the one row of set's table.
+func (s *sqliteStore) readSetting(ctx context.Context, set setting) (Balance, error) {
 	var b Balance
 	var updatedAt int64
-	err := s.reader.QueryRowContext(ctx, `SELECT balance, currency, updated_at FROM api_balance WHERE id = 1`).
+	err := s.reader.QueryRowContext(ctx, `SELECT `+set.key+`, currency, updated_at FROM `+set.table+` WHERE id = 1`).
 		Scan((*int64)(&b.Amount), &b.Currency, &updatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Balance{}, nil
 	}
 	if err != nil {
-		return Balance{}, fmt.Errorf("read balance: %w", err)
+		return Balance{}, fmt.Errorf("read %s: %w", set.key, err)
 	}
 	b.UpdatedAt = sqliteTime(updatedAt)
 	return b, nil
 }
 
-func (s *sqliteStore) SetBalance(ctx context.Context, b Balance) error {
+// writeSetting replaces the row of set's table and adds the audit entry
+// in one transaction.
+func (s *sqliteStore) writeSetting(ctx context.Context, set setting, b Balance, tokenName string) error {
 	b = cleanBalance(b)
-	_, err := s.writer.ExecContext(ctx, `
-INSERT INTO api_balance (id, balance, currency, updated_at) VALUES (1, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET balance = excluded.balance, currency = excluded.currency, updated_at = excluded.updated_at`,
+
+	// The writer begins with BEGIN IMMEDIATE, so no other change can come
+	// between reading the old value and writing the new one.
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("set %s: begin: %w", set.key, err)
+	}
+	defer tx.Rollback()
+
+	var old Balance
+	var oldUpdatedAt int64
+	err = tx.QueryRowContext(ctx, `SELECT `+set.key+`, currency, updated_at FROM `+set.table+` WHERE id = 1`).
+		Scan((*int64)(&old.Amount), &old.Currency, &oldUpdatedAt)
+	switch {
+	case err == nil:
+		old.UpdatedAt = sqliteTime(oldUpdatedAt)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("set %s: read the old value: %w", set.key, err)
+	}
+
+	_, err = tx.ExecContext(ctx, `INSERT INTO `+set.table+` (id, `+set.key+`, currency, updated_at) VALUES (1, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET `+set.key+` = excluded.`+set.key+`, currency = excluded.currency, updated_at = excluded.updated_at`,
 		int64(b.Amount), b.Currency, b.UpdatedAt.UnixMicro())
 	if err != nil {
-		return fmt.Errorf("set balance: %w", err)
+		return fmt.Errorf("set %s: %w", set.key, err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO api_audit (created_at, token_name, action, old_value, new_value) VALUES (?, ?, ?, ?, ?)`,
+		b.UpdatedAt.UnixMicro(), cleanString(tokenName), set.action, auditJSON(set.key, old), auditJSON(set.key, b))
+	if err != nil {
+		return fmt.Errorf("set %s: write the audit entry: %w", set.key, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("set %s: commit: %w", set.key, err)
 	}
 	return nil
+}
+
+func (s *sqliteStore) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, int64, error) {
+	if err := checkAuditQuery(q); err != nil {
+		return nil, 0, err
+	}
+	tx, err := s.reader.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list audit entries: begin: %w", err)
+	}
+	defer tx.Rollback()
+
+	var total int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM api_audit`).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count audit entries: %w", err)
+	}
+	entries := []AuditEntry{}
+	if q.Limit == 0 {
+		return entries, total, nil
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, created_at, token_name, action, old_value, new_value FROM api_audit
+ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?`, q.Limit, q.Offset)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list audit entries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e AuditEntry
+		var createdAt int64
+		if err := rows.Scan(&e.ID, &createdAt, &e.TokenName, &e.Action, &e.OldValue, &e.NewValue); err != nil {
+			return nil, 0, fmt.Errorf("read audit entry: %w", err)
+		}
+		e.CreatedAt = sqliteTime(createdAt)
+		entries = append(entries, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("read audit entries: %w", err)
+	}
+	return entries, total, nil
 }
 
 func (s *sqliteStore) Ping(ctx context.Context) error {

@@ -219,7 +219,23 @@ type Store interface {
 	Balance(ctx context.Context) (Balance, error)
 
 	// SetBalance replaces the balance and sets UpdatedAt to b.UpdatedAt.
-	SetBalance(ctx context.Context, b Balance) error
+	// In the same transaction it adds an AuditSetBalance entry at
+	// b.UpdatedAt with the previous and the new balance, naming the admin
+	// token tokenName.
+	SetBalance(ctx context.Context, b Balance, tokenName string) error
+
+	// DailyLimit returns the daily limit last set through SetDailyLimit;
+	// its UpdatedAt is zero when none was ever set. Amount 0 means no
+	// limit.
+	DailyLimit(ctx context.Context) (Balance, error)
+
+	// SetDailyLimit replaces the daily limit and adds an
+	// AuditSetDailyLimit entry, as SetBalance does for the balance.
+	SetDailyLimit(ctx context.Context, limit Balance, tokenName string) error
+
+	// Audit returns a page of audit entries, newest first (ties by ID),
+	// and the count of all entries.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, int64, error)
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error

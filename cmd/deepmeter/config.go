@@ -38,9 +38,20 @@ type config struct {
 	UpstreamIdleTimeout time.Duration
 	// ProxyTLS and AdminTLS are the certificates of the two listeners,
 	// loaded at start; nil serves plain HTTP.
-	ProxyTLS *tls.Certificate
-	AdminTLS *tls.Certificate
+	ProxyTLS          *tls.Certificate
+	AdminTLS          *tls.Certificate
+	AdminTokensFile   string
+	AdminCORSOrigin   string
+	StoreBodies       string // full, truncated or none
+	RedactFile        string
+	ReadHeaderTimeout time.Duration
+	ClientIdleTimeout time.Duration
 }
+
+// fullStoredBody is the cap on each stored body with --store-bodies full.
+// It keeps a runaway response from holding unbounded memory while its
+// record is built; DeepSeek bodies are far smaller.
+const fullStoredBody = 64 << 20
 
 // minAdminTokenLength is the shortest admin token accepted. A shorter token
 // can be guessed, and the admin API sets the balance.
@@ -63,7 +74,7 @@ var serveOptions = []option{
 	{"prices", "DEEPMETER_PRICES", "", "price file (YAML or JSON) that replaces the built-in DeepSeek price table"},
 	{"daily-limit-usd", "DEEPMETER_DAILY_LIMIT_USD", "0", "daily spending limit in USD reported by the admin API; 0 means none"},
 	{"max-request-body", "DEEPMETER_MAX_REQUEST_BODY", "33554432", "largest metered request body in bytes; larger ones get 413"},
-	{"max-stored-body", "DEEPMETER_MAX_STORED_BODY", "1048576", "bytes of each request and response body kept in a record; the rest is cut with a marker"},
+	{"max-stored-body", "DEEPMETER_MAX_STORED_BODY", "65536", "with --store-bodies truncated, bytes of each request and response body kept in a record; the rest is cut with a marker and the original size"},
 	{"queue-size", "DEEPMETER_QUEUE_SIZE", "10000", "records held in memory while the database writer catches up"},
 	{"shutdown-grace", "DEEPMETER_SHUTDOWN_GRACE", "30s", "time in-flight calls get to finish on SIGTERM or SIGINT, as a Go duration"},
 	{"log-level", "DEEPMETER_LOG_LEVEL", "info", "log level: debug, info, warn or error"},
@@ -74,6 +85,12 @@ var serveOptions = []option{
 	{"tls-key", "DEEPMETER_TLS_KEY", "", "PEM private key file of the proxy listener"},
 	{"admin-tls-cert", "DEEPMETER_ADMIN_TLS_CERT", "", "PEM certificate file of the admin listener; with --admin-tls-key it serves HTTPS"},
 	{"admin-tls-key", "DEEPMETER_ADMIN_TLS_KEY", "", "PEM private key file of the admin listener"},
+	{"admin-tokens-file", "DEEPMETER_ADMIN_TOKENS_FILE", "", "file of admin tokens, one \"name role token\" line each, role read or admin"},
+	{"admin-cors-origin", "DEEPMETER_ADMIN_CORS_ORIGIN", "", "the one browser origin, such as https://dash.example.com, allowed to call the admin API; none by default"},
+	{"store-bodies", "DEEPMETER_STORE_BODIES", "full", "request and response bodies kept in records: full, truncated (to --max-stored-body) or none"},
+	{"redact-file", "DEEPMETER_REDACT_FILE", "", "YAML or JSON list of {pattern, replacement} regular expression rules applied to stored bodies"},
+	{"read-header-timeout", "DEEPMETER_READ_HEADER_TIMEOUT", "30s", "time a client gets to send its request headers to the proxy, as a Go duration"},
+	{"client-idle-timeout", "DEEPMETER_CLIENT_IDLE_TIMEOUT", "2m", "time an idle keep-alive client connection to the proxy stays open, as a Go duration"},
 }
 
 // migrateOptions are the serve options that migrate also takes.
@@ -254,8 +271,41 @@ func buildConfig(raw map[string]string) (*config, error) {
 		errs = append(errs, fmt.Errorf("invalid --admin-tls-cert/--admin-tls-key: %w", err))
 	}
 
-	if c.AdminToken == "" && c.AdminListen != "" && !isLoopbackListen(c.AdminListen) {
-		errs = append(errs, fmt.Errorf("refusing to serve the admin API on %s without a token: set --admin-token or DEEPMETER_ADMIN_TOKEN, or listen on a loopback address such as 127.0.0.1:8081", c.AdminListen))
+	if v, ok := raw["admin-tokens-file"]; ok {
+		c.AdminTokensFile = v
+	}
+	if v, ok := raw["admin-cors-origin"]; ok {
+		c.AdminCORSOrigin = v
+		if err := checkOrigin(v); v != "" && err != nil {
+			fail("admin-cors-origin", "%v; expected one origin such as https://dash.example.com", err)
+		}
+	}
+	if v, ok := raw["store-bodies"]; ok {
+		c.StoreBodies = v
+		if v != "full" && v != "truncated" && v != "none" {
+			fail("store-bodies", "%q; expected full, truncated or none", v)
+		}
+	}
+	if v, ok := raw["redact-file"]; ok {
+		c.RedactFile = v
+	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{"read-header-timeout", &c.ReadHeaderTimeout}, {"client-idle-timeout", &c.ClientIdleTimeout}} {
+		v, ok := raw[d.name]
+		if !ok {
+			continue
+		}
+		n, err := time.ParseDuration(v)
+		if err != nil || n < 100*time.Millisecond || n > time.Hour {
+			fail(d.name, "%q; expected a Go duration from 100ms to 1h such as 30s", v)
+		}
+		*d.dst = n
+	}
+
+	if c.AdminToken == "" && c.AdminTokensFile == "" && c.AdminListen != "" && !isLoopbackListen(c.AdminListen) {
+		errs = append(errs, fmt.Errorf("refusing to serve the admin API on %s without a token: set --admin-token, --admin-tokens-file or their DEEPMETER_ variables, or listen on a loopback address such as 127.0.0.1:8081", c.AdminListen))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -277,6 +327,35 @@ func loadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
 		return nil, fmt.Errorf("loading %s and %s: %w", certFile, keyFile, err)
 	}
 	return &cert, nil
+}
+
+// checkOrigin accepts a browser origin: an http or https scheme and a host
+// with an optional port, and nothing else. "*" is rejected, because the
+// admin API moves money and must name the one page allowed to call it.
+func checkOrigin(v string) error {
+	if v == "*" {
+		return errors.New(`"*" would let any web page call the admin API`)
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return errors.New("the origin does not parse")
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("scheme %q is not http or https", u.Scheme)
+	}
+	if u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "" {
+		return errors.New("an origin is scheme://host[:port] with no path, query or credentials")
+	}
+	return nil
+}
+
+// storedBodyLimit returns the bytes of each body a record keeps in the
+// configured --store-bodies mode.
+func (c *config) storedBodyLimit() int {
+	if c.StoreBodies == "truncated" {
+		return c.MaxStoredBody
+	}
+	return fullStoredBody
 }
 
 func checkHostPort(v string) error {

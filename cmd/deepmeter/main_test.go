@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -49,6 +50,12 @@ func TestRunRejectsInvalidFlags(t *testing.T) {
 		{"tls key without cert", []string{"serve"}, map[string]string{"DEEPMETER_TLS_KEY": "key.pem"}, "invalid --tls-cert/--tls-key: give both"},
 		{"tls files missing", []string{"serve", "--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"}, nil, "invalid --tls-cert/--tls-key: loading /nonexistent/cert.pem"},
 		{"admin tls cert without key", []string{"serve", "--admin-tls-cert", "cert.pem"}, nil, "invalid --admin-tls-cert/--admin-tls-key: give both"},
+		{"store bodies mode", []string{"serve", "--store-bodies", "some"}, nil, "invalid --store-bodies"},
+		{"cors origin star", []string{"serve", "--admin-cors-origin", "*"}, nil, "invalid --admin-cors-origin"},
+		{"cors origin with path", []string{"serve", "--admin-cors-origin", "https://dash.example.com/app"}, nil, "invalid --admin-cors-origin"},
+		{"cors origin scheme", []string{"serve", "--admin-cors-origin", "dash.example.com"}, nil, "invalid --admin-cors-origin"},
+		{"read header timeout", []string{"serve", "--read-header-timeout", "0s"}, nil, "invalid --read-header-timeout"},
+		{"client idle timeout env", []string{"serve"}, map[string]string{"DEEPMETER_CLIENT_IDLE_TIMEOUT": "forever"}, "invalid --client-idle-timeout"},
 		{"unknown flag", []string{"serve", "--nope"}, nil, "flag provided but not defined"},
 		{"stray argument", []string{"serve", "extra"}, nil, "unexpected argument"},
 		{"unknown command", []string{"launch"}, nil, "unknown command"},
@@ -170,3 +177,108 @@ func TestRunServeRejectsBadPriceFile(t *testing.T) {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+// Security settings are read and validated before serve listens: a bad
+// tokens or redaction file stops the start with the line or rule at
+// fault, and never echoes a token.
+func TestRunServeRejectsBadSecurityFiles(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		name    string
+		flag    string
+		content string
+		want    string
+	}{
+		{"tokens bad role", "--admin-tokens-file", "ops admin " + secret + "\nviewer owner x" + secret + "\n", `line 2: token`},
+		{"tokens short", "--admin-tokens-file", "ops admin short\n", "is 5 characters"},
+		{"redact bad regexp", "--redact-file", "- pattern: 'a'\n  replacement: b\n- pattern: '(x'\n  replacement: c\n", "redaction rule 2"},
+		{"redact not a list", "--redact-file", "pattern: x\n", "invalid --redact-file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := dir + "/file"
+			if err := writeFile(path, tt.content); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"serve", tt.flag, path, "--database-url", "sqlite:" + dir + "/s.db",
+				"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, envOf(nil), &stdout, &stderr)
+			if code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q does not contain %q", stderr.String(), tt.want)
+			}
+			if strings.Contains(stderr.String(), secret) {
+				t.Errorf("stderr contains the token: %q", stderr.String())
+			}
+		})
+	}
+}
+
+// A tokens file counts as a token for the rule that a public admin
+// listener needs one, and the body storage mode picks the stored size.
+func TestBuildConfigSecurity(t *testing.T) {
+	tests := []struct {
+		name      string
+		raw       map[string]string
+		wantLimit int
+	}{
+		{"full", map[string]string{"store-bodies": "full", "max-stored-body": "65536"}, fullStoredBody},
+		{"truncated", map[string]string{"store-bodies": "truncated", "max-stored-body": "65536"}, 65536},
+		{"none", map[string]string{"store-bodies": "none", "max-stored-body": "2048"}, fullStoredBody},
+		{"public admin with tokens file", map[string]string{"admin-listen": "0.0.0.0:8081", "admin-tokens-file": "/etc/deepmeter/tokens", "store-bodies": "truncated", "max-stored-body": "4096"}, 4096},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := buildConfig(tt.raw)
+			if err != nil {
+				t.Fatalf("buildConfig: %v", err)
+			}
+			if got := c.storedBodyLimit(); got != tt.wantLimit {
+				t.Errorf("stored body limit = %d, want %d", got, tt.wantLimit)
+			}
+		})
+	}
+}
+
+// A tokens file that other users may read still loads, with a warning
+// that names the file and never a token.
+func TestLoadAdminTokensWarnsOnWideMode(t *testing.T) {
+	const secret = "0123456789abcdef0123456789abcdef"
+	tests := []struct {
+		name     string
+		mode     os.FileMode
+		wantWarn bool
+	}{
+		{"owner only", 0o600, false},
+		{"world readable", 0o644, true},
+		{"group readable", 0o640, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := t.TempDir() + "/tokens"
+			if err := os.WriteFile(path, []byte("ops admin "+secret+"\n"), tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			var logs bytes.Buffer
+			tokens, err := loadAdminTokens(&config{AdminTokensFile: path}, slog.New(slog.NewTextHandler(&logs, nil)))
+			if err != nil {
+				t.Fatalf("loadAdminTokens: %v", err)
+			}
+			if len(tokens) != 1 || tokens[0].Name != "ops" {
+				t.Errorf("tokens = %+v, want one named ops", tokens)
+			}
+			if got := strings.Contains(logs.String(), "readable by other users"); got != tt.wantWarn {
+				t.Errorf("warning logged = %v, want %v; logs: %s", got, tt.wantWarn, logs.String())
+			}
+			if strings.Contains(logs.String(), secret) {
+				t.Errorf("logs contain the token: %s", logs.String())
+			}
+		})
+	}
+}

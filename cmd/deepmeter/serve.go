@@ -60,6 +60,14 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	roleTokens, err := loadAdminTokens(cfg, logger)
+	if err != nil {
+		return err
+	}
+	redactRules, err := loadRedactRules(cfg, logger)
+	if err != nil {
+		return err
+	}
 	if err := migrate(ctx, cfg, logger); err != nil {
 		return err
 	}
@@ -78,7 +86,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		defer close(writerDone)
 		writer.Run(context.Background())
 	}()
-	meter := metering.NewMeter(prices, writer, logger.With("component", "metering"), reg, metering.Options{MaxStoredBody: cfg.MaxStoredBody})
+	meter := metering.NewMeter(prices, writer, logger.With("component", "metering"), reg, metering.Options{
+		MaxStoredBody: cfg.storedBodyLimit(),
+		Bodies:        bodyStorage(cfg),
+		RedactRules:   redactRules,
+	})
 
 	px, err := proxy.New(proxy.Config{
 		Upstream:           cfg.Upstream,
@@ -101,6 +113,8 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	adminHandler, err := admin.New(admin.Config{
 		Store:      st,
 		Tokens:     tokens,
+		RoleTokens: roleTokens,
+		CORSOrigin: cfg.AdminCORSOrigin,
 		DailyLimit: cfg.DailyLimit,
 		Currency:   "USD",
 		Gatherer:   reg,
@@ -131,8 +145,8 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	inflight := &sync.WaitGroup{}
 	proxyServer := &http.Server{
 		Handler:           trackInflight(inflight, px),
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout:       cfg.ClientIdleTimeout,
 		MaxHeaderBytes:    1 << 20,
 		ErrorLog:          slog.NewLogLogger(logger.With("component", "proxy").Handler(), slog.LevelDebug),
 	}

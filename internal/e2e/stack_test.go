@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -44,12 +45,19 @@ type stack struct {
 	metrics  *prometheus.Registry // the meter's metrics
 }
 
-// stackOptions change the proxy and meter settings of a stack; zero
-// values keep the defaults.
+// stackOptions change how newStackWith wires the stack. The zero value is
+// the stack of newStack.
 type stackOptions struct {
-	maxStoredBody int
-	idleTimeout   time.Duration
-	drain         bool
+	maxStoredBody int           // the meter's MaxStoredBody, when not zero
+	idleTimeout   time.Duration // the proxy's IdleTimeout, when not zero
+	drain         bool          // the proxy's DrainOnClientAbort
+
+	upstream func(http.Handler) http.Handler // wraps the stand-in
+	meter    metering.Options                // Now is set to callTime
+	proxy    func(*proxy.Config)
+	server   func(*http.Server) // the proxy's server, before it starts
+	admin    func(*admin.Config)
+	logger   *slog.Logger // every component's logger; nil discards
 }
 
 func newStack(t *testing.T, databaseURL string) *stack {
@@ -70,10 +78,14 @@ func newStackWith(t *testing.T, databaseURL string, opts stackOptions) *stack {
 	t.Cleanup(func() { st.Close() })
 
 	s := &stack{store: st, metrics: prometheus.NewRegistry()}
-	s.upstream = httptest.NewServer(standin.New(standin.Options{}))
+	var upstream http.Handler = standin.New(standin.Options{})
+	if opts.upstream != nil {
+		upstream = opts.upstream(upstream)
+	}
+	s.upstream = httptest.NewServer(upstream)
 	t.Cleanup(s.upstream.Close)
 
-	s.writer = metering.NewWriter(st, metering.WriterOptions{FlushInterval: 20 * time.Millisecond}, nil, nil)
+	s.writer = metering.NewWriter(st, metering.WriterOptions{FlushInterval: 20 * time.Millisecond}, opts.logger, nil)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -89,19 +101,36 @@ func newStackWith(t *testing.T, databaseURL string, opts stackOptions) *stack {
 	})
 
 	now := func() time.Time { return callTime }
-	meter := metering.NewMeter(pricing.Builtin(), s.writer, nil, s.metrics, metering.Options{Now: now, MaxStoredBody: opts.maxStoredBody})
+	meterOpts := opts.meter
+	meterOpts.Now = now
+	if opts.maxStoredBody != 0 {
+		meterOpts.MaxStoredBody = opts.maxStoredBody
+	}
+	meter := metering.NewMeter(pricing.Builtin(), s.writer, opts.logger, s.metrics, meterOpts)
 	upstreamURL, _ := url.Parse(s.upstream.URL)
-	px, err := proxy.New(proxy.Config{
-		Upstream: upstreamURL, Meter: meter, Now: now,
+	proxyCfg := proxy.Config{
+		Upstream: upstreamURL, Meter: meter, Now: now, Logger: opts.logger,
 		IdleTimeout: opts.idleTimeout, DrainOnClientAbort: opts.drain,
-	})
+	}
+	if opts.proxy != nil {
+		opts.proxy(&proxyCfg)
+	}
+	px, err := proxy.New(proxyCfg)
 	if err != nil {
 		t.Fatalf("proxy: %v", err)
 	}
-	s.proxy = httptest.NewServer(px)
+	s.proxy = httptest.NewUnstartedServer(px)
+	if opts.server != nil {
+		opts.server(s.proxy.Config)
+	}
+	s.proxy.Start()
 	t.Cleanup(s.proxy.Close)
 
-	adminHandler, err := admin.New(admin.Config{Store: st, Tokens: []string{adminToken}, Now: now, DailyLimit: 1_000_000_000_000})
+	adminCfg := admin.Config{Store: st, Tokens: []string{adminToken}, Now: now, DailyLimit: 1_000_000_000_000, Logger: opts.logger}
+	if opts.admin != nil {
+		opts.admin(&adminCfg)
+	}
+	adminHandler, err := admin.New(adminCfg)
 	if err != nil {
 		t.Fatalf("admin: %v", err)
 	}

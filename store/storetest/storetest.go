@@ -43,6 +43,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListInvalidQuery", testListInvalidQuery},
 		{"RecordNotFound", testRecordNotFound},
 		{"Balance", testBalance},
+		{"AuditBalance", testAuditBalance},
+		{"AuditPaging", testAuditPaging},
+		{"DailyLimit", testDailyLimit},
 		{"ConcurrentInserts", testConcurrentInserts},
 		{"CanceledContext", testCanceledContext},
 	}
@@ -810,7 +813,7 @@ func testBalance(t *testing.T, s store.Store) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := s.SetBalance(ctx, tt.in); err != nil {
+			if err := s.SetBalance(ctx, tt.in, "conformance"); err != nil {
 				t.Fatalf("SetBalance: %v", err)
 			}
 			got, err := s.Balance(ctx)
@@ -825,7 +828,7 @@ func testBalance(t *testing.T, s store.Store) {
 
 	// A zero UpdatedAt would read back as "never set", so it becomes now.
 	before := time.Now().Add(-time.Second)
-	if err := s.SetBalance(ctx, store.Balance{Amount: 1, Currency: "USD"}); err != nil {
+	if err := s.SetBalance(ctx, store.Balance{Amount: 1, Currency: "USD"}, "conformance"); err != nil {
 		t.Fatalf("SetBalance(zero UpdatedAt): %v", err)
 	}
 	got, err = s.Balance(ctx)
@@ -834,6 +837,132 @@ func testBalance(t *testing.T, s store.Store) {
 	}
 	if got.UpdatedAt.Before(before) || got.UpdatedAt.After(time.Now().Add(time.Second)) {
 		t.Errorf("Balance.UpdatedAt after SetBalance with zero time: got %v, want about now", got.UpdatedAt)
+	}
+}
+
+// testAuditBalance checks that each SetBalance adds one audit entry with
+// the token name, the balance it replaced and the new one, because the
+// audit is the only record of who changed the money an admin sees.
+func testAuditBalance(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	first := store.Balance{Amount: 25_000_000_000_000, Currency: "USD", UpdatedAt: day0}
+	second := store.Balance{Amount: 1_500_000_000_000, Currency: "USD", UpdatedAt: day0.Add(time.Hour)}
+	if err := s.SetBalance(ctx, first, "ops-alice"); err != nil {
+		t.Fatalf("SetBalance(first): %v", err)
+	}
+	if err := s.SetBalance(ctx, second, "ci\x00-bot"); err != nil {
+		t.Fatalf("SetBalance(second): %v", err)
+	}
+
+	entries, total, err := s.Audit(ctx, store.AuditQuery{Limit: 10})
+	if err != nil {
+		t.Fatalf("Audit: %v", err)
+	}
+	if total != 2 || len(entries) != 2 {
+		t.Fatalf("Audit: got %d entries of %d, want 2 of 2", len(entries), total)
+	}
+	firstJSON := `{"balance":25,"currency":"USD","updated_at":"` + day0.Format(time.RFC3339Nano) + `"}`
+	secondJSON := `{"balance":1.5,"currency":"USD","updated_at":"` + day0.Add(time.Hour).Format(time.RFC3339Nano) + `"}`
+	want := []store.AuditEntry{
+		{CreatedAt: day0.Add(time.Hour), TokenName: "ci-bot", Action: store.AuditSetBalance, OldValue: firstJSON, NewValue: secondJSON},
+		{CreatedAt: day0, TokenName: "ops-alice", Action: store.AuditSetBalance, OldValue: "null", NewValue: firstJSON},
+	}
+	for i := range want {
+		got := entries[i]
+		got.ID = 0
+		if got != want[i] {
+			t.Errorf("entry %d:\ngot  %+v\nwant %+v", i, got, want[i])
+		}
+	}
+	if entries[0].ID <= entries[1].ID {
+		t.Errorf("entry ids: got %d then %d, want the newer entry to have the larger id", entries[0].ID, entries[1].ID)
+	}
+}
+
+// testDailyLimit checks the daily limit before any was set, a round trip,
+// its audit entries, and that it is kept apart from the balance.
+func testDailyLimit(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	got, err := s.DailyLimit(ctx)
+	if err != nil {
+		t.Fatalf("DailyLimit before SetDailyLimit: %v", err)
+	}
+	if got != (store.Balance{}) {
+		t.Errorf("DailyLimit before SetDailyLimit: got %+v, want the zero value", got)
+	}
+
+	first := store.Balance{Amount: 10_000_000_000_000, Currency: "USD", UpdatedAt: day0}
+	second := store.Balance{Amount: 0, Currency: "USD", UpdatedAt: day0.Add(time.Minute)}
+	for _, limit := range []store.Balance{first, second} {
+		if err := s.SetDailyLimit(ctx, limit, "ops"); err != nil {
+			t.Fatalf("SetDailyLimit(%s): %v", limit.Amount, err)
+		}
+	}
+	if got, err = s.DailyLimit(ctx); err != nil || got != second {
+		t.Errorf("DailyLimit: got %+v, %v; want %+v", got, err, second)
+	}
+	if b, err := s.Balance(ctx); err != nil || !b.UpdatedAt.IsZero() {
+		t.Errorf("Balance after SetDailyLimit: got %+v, %v; want none set", b, err)
+	}
+
+	entries, _, err := s.Audit(ctx, store.AuditQuery{Limit: 10})
+	if err != nil {
+		t.Fatalf("Audit: %v", err)
+	}
+	firstJSON := `{"daily_limit":10,"currency":"USD","updated_at":"` + day0.Format(time.RFC3339Nano) + `"}`
+	want := []string{
+		store.AuditSetDailyLimit + " " + firstJSON + ` {"daily_limit":0,"currency":"USD","updated_at":"` + day0.Add(time.Minute).Format(time.RFC3339Nano) + `"}`,
+		store.AuditSetDailyLimit + " null " + firstJSON,
+	}
+	var gotEntries []string
+	for _, e := range entries {
+		gotEntries = append(gotEntries, e.Action+" "+e.OldValue+" "+e.NewValue)
+	}
+	if !slices.Equal(gotEntries, want) {
+		t.Errorf("audit entries:\ngot  %q\nwant %q", gotEntries, want)
+	}
+}
+
+// testAuditPaging checks newest-first order, offsets and the total, and
+// that an invalid query is rejected.
+func testAuditPaging(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i := range 5 {
+		b := store.Balance{Amount: pricing.Money(i), Currency: "USD", UpdatedAt: day0.Add(time.Duration(i) * time.Minute)}
+		if err := s.SetBalance(ctx, b, fmt.Sprintf("token-%d", i)); err != nil {
+			t.Fatalf("SetBalance %d: %v", i, err)
+		}
+	}
+	tests := []struct {
+		name  string
+		q     store.AuditQuery
+		names []string
+	}{
+		{"first page", store.AuditQuery{Limit: 2}, []string{"token-4", "token-3"}},
+		{"last page", store.AuditQuery{Offset: 4, Limit: 2}, []string{"token-0"}},
+		{"past the end", store.AuditQuery{Offset: 10, Limit: 2}, nil},
+		{"count only", store.AuditQuery{}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			entries, total, err := s.Audit(ctx, tt.q)
+			if err != nil {
+				t.Fatalf("Audit: %v", err)
+			}
+			if total != 5 {
+				t.Errorf("total: got %d, want 5", total)
+			}
+			var names []string
+			for _, e := range entries {
+				names = append(names, e.TokenName)
+			}
+			if !slices.Equal(names, tt.names) {
+				t.Errorf("token names: got %v, want %v", names, tt.names)
+			}
+		})
+	}
+	if _, _, err := s.Audit(ctx, store.AuditQuery{Offset: -1}); err == nil {
+		t.Error("Audit with offset -1: got no error, want one")
 	}
 }
 
@@ -912,7 +1041,12 @@ func testCanceledContext(t *testing.T, s store.Store) {
 		{"Record", func() error { _, err := s.Record(ctx, "sample-00000001"); return err }},
 		{"Balance", func() error { _, err := s.Balance(ctx); return err }},
 		{"SetBalance", func() error {
-			return s.SetBalance(ctx, store.Balance{Amount: 1, Currency: "USD", UpdatedAt: day0})
+			return s.SetBalance(ctx, store.Balance{Amount: 1, Currency: "USD", UpdatedAt: day0}, "conformance")
+		}},
+		{"Audit", func() error { _, _, err := s.Audit(ctx, store.AuditQuery{Limit: 10}); return err }},
+		{"DailyLimit", func() error { _, err := s.DailyLimit(ctx); return err }},
+		{"SetDailyLimit", func() error {
+			return s.SetDailyLimit(ctx, store.Balance{Amount: 1, Currency: "USD", UpdatedAt: day0}, "conformance")
 		}},
 		{"Ping", func() error { return s.Ping(ctx) }},
 	}

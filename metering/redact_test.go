@@ -1,0 +1,206 @@
+package metering
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMaskSecrets checks that keys and bearer tokens anywhere in stored
+// text keep only their last four characters, the way DeepSeek's own error
+// messages show a key, while text that merely looks similar is unchanged.
+func TestMaskSecrets(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"no secret", "hello world", "hello world"},
+		{"key alone", "sk-0123456789abcdef0123456789abcdef", "sk-****cdef"},
+		{"key in JSON", `{"content":"my key is sk-aaaabbbbccccdddd1234 ok"}`, `{"content":"my key is sk-****1234 ok"}`},
+		{"two keys", "sk-11111111aaaa and sk-22222222bbbb", "sk-****aaaa and sk-****bbbb"},
+		{"DeepSeek error text", "Authentication Fails, Your api key: ****abcd is invalid", "Authentication Fails, Your api key: ****abcd is invalid"},
+		{"short sk- word", "task-sk-abc stays", "task-sk-abc stays"},
+		{"bearer token", "Authorization: Bearer abcdefghijklmnop5678", "Authorization: Bearer ****5678"},
+		{"bearer lower case", "bearer tok_ABCDEFGH.ijkl==", "bearer ****kl=="},
+		{"bearer with key", "Bearer sk-0123456789abcdefWXYZ", "Bearer sk-****WXYZ"},
+		{"bearer short word", "the bearer of news", "the bearer of news"},
+		{"bearer in JSON escape", `"Authorization":"Bearer xyzxyzxyz9999"`, `"Authorization":"Bearer ****9999"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := MaskSecrets(tt.in); got != tt.want {
+				t.Errorf("MaskSecrets(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCallMasksKeysInBodies runs a call whose request and error response
+// carry a key, as a 401 echo does, and checks that no stored field keeps
+// more than the key's last four characters.
+func TestCallMasksKeysInBodies(t *testing.T) {
+	const key = "sk-e2etestkey000000000000000000wxyz"
+	env := newMeterEnv(t, Options{})
+	req := `{"model":"deepseek-chat","messages":[{"role":"user","content":"use ` + key + ` and Bearer ` + key + `"}]}`
+	resp := `{"error":{"message":"Authentication Fails, Your api key ` + key + ` is invalid","type":"authentication_error"}}`
+	rec := env.run("/chat/completions", req, &response{status: 401, header: jsonHeader(), chunks: [][]byte{[]byte(resp)}}, End{})
+
+	for field, value := range map[string]string{
+		"request_data":  rec.RequestData,
+		"response_data": rec.ResponseData,
+		"message":       rec.Message,
+		"error_message": rec.ErrorMessage,
+	} {
+		if strings.Contains(value, key[:20]) {
+			t.Errorf("%s = %q, want the key masked", field, value)
+		}
+		if !strings.Contains(value, "sk-****wxyz") {
+			t.Errorf("%s = %q, want the mask sk-****wxyz", field, value)
+		}
+	}
+}
+
+// TestCallBodyStorage checks the two ways bodies are left out: the
+// server-wide BodiesNone and the per-call opt-out. The metering columns
+// must stay, because the call still costs money.
+func TestCallBodyStorage(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     Options
+		attr     Attribution
+		wantData bool
+	}{
+		{"stored", Options{}, Attribution{}, true},
+		{"none for the server", Options{Bodies: BodiesNone}, Attribution{}, false},
+		{"none for the call", Options{}, Attribution{NoBodies: true}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newMeterEnv(t, tt.opts)
+			call := env.meter.Begin("call-1", testStart, "/chat/completions", []byte(chatRequest("deepseek-chat", false)), tt.attr)
+			env.clock.Advance(100 * time.Millisecond)
+			call.Response(200, jsonHeader())
+			call.Write([]byte(chatCompletion("deepseek-chat", "Hello", usageJSON(100, 20, 60, 40))))
+			rec := call.Finish(End{})
+
+			if got := rec.RequestData != "" && rec.ResponseData != ""; got != tt.wantData {
+				t.Errorf("bodies stored = %v (request %q, response %q), want %v", got, rec.RequestData, rec.ResponseData, tt.wantData)
+			}
+			if !tt.wantData && rec.Message != "N/A" {
+				t.Errorf("message = %q, want N/A without bodies", rec.Message)
+			}
+			if rec.PromptTokens != 100 || rec.CompletionTokens != 20 || !rec.Priced || !rec.Success {
+				t.Errorf("prompt, completion, priced, success = %d, %d, %v, %v; want 100, 20, true, true",
+					rec.PromptTokens, rec.CompletionTokens, rec.Priced, rec.Success)
+			}
+		})
+	}
+}
+
+// TestCallRedactRules checks that custom rules rewrite every body-derived
+// field and that a rule cannot bring back a key that masking removes.
+func TestCallRedactRules(t *testing.T) {
+	rules := []RedactRule{
+		{Pattern: regexp.MustCompile(`[a-z.]+@[a-z.]+`), Replacement: "<email>"},
+		{Pattern: regexp.MustCompile(`cust-(\d+)`), Replacement: "cust-#"},
+	}
+	env := newMeterEnv(t, Options{RedactRules: rules})
+	req := `{"model":"deepseek-chat","messages":[{"role":"user","content":"mail ann@example.com about cust-4411"}]}`
+	resp := `{"error":{"message":"blocked for ann@example.com","type":"invalid_request_error"}}`
+	rec := env.run("/chat/completions", req, &response{status: 400, header: jsonHeader(), chunks: [][]byte{[]byte(resp)}}, End{})
+
+	for field, value := range map[string]string{
+		"request_data":  rec.RequestData,
+		"response_data": rec.ResponseData,
+		"message":       rec.Message,
+		"error_message": rec.ErrorMessage,
+	} {
+		if strings.Contains(value, "ann@example.com") || strings.Contains(value, "4411") {
+			t.Errorf("%s = %q, want the email and customer id redacted", field, value)
+		}
+	}
+	if want := "mail <email> about cust-#"; rec.Message != want {
+		t.Errorf("message = %q, want %q", rec.Message, want)
+	}
+}
+
+// TestParseRedactRules checks the rule file parser: good YAML and JSON
+// files, and errors that name the rule at fault.
+func TestParseRedactRules(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		want    int
+		wantErr string
+	}{
+		{"yaml", "- pattern: '[a-z]+@[a-z.]+'\n  replacement: '<email>'\n- pattern: '\\+?\\d{10,}'\n  replacement: '<phone>'\n", 2, ""},
+		{"json", `[{"pattern":"cust-\\d+","replacement":"cust-#"}]`, 1, ""},
+		{"README example", "- pattern: '[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\\.[A-Za-z]{2,}'\n  replacement: '<email>'\n- pattern: 'cust-(\\d{2})\\d+'\n  replacement: 'cust-$1…'\n", 2, ""},
+		{"empty replacement", `[{"pattern":"secret","replacement":""}]`, 1, ""},
+		{"empty file", "", 0, "empty"},
+		{"empty list", "[]", 0, "empty"},
+		{"not a list", "pattern: x\n", 0, "expected a list"},
+		{"unknown key", `[{"pattern":"x","replacement":"y","flags":"i"}]`, 0, "expected a list"},
+		{"missing pattern", `[{"pattern":"a","replacement":"b"},{"replacement":"b"}]`, 0, "rule 2: missing pattern"},
+		{"missing replacement", `[{"pattern":"a"}]`, 0, `rule 1 (pattern "a"): missing replacement`},
+		{"bad regexp", `[{"pattern":"a","replacement":""},{"pattern":"(","replacement":""}]`, 0, `rule 2 (pattern "("): invalid regular expression`},
+		{"matches empty", `[{"pattern":"a*","replacement":"x"}]`, 0, "matches the empty string"},
+		{"pattern too long", `[{"pattern":"` + strings.Repeat("a", 1001) + `","replacement":""}]`, 0, "at most 1000"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rules, err := ParseRedactRules([]byte(tt.file))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("error = %v, want none", err)
+			}
+			if len(rules) != tt.want {
+				t.Errorf("%d rules, want %d", len(rules), tt.want)
+			}
+		})
+	}
+}
+
+// FuzzParseRedactRules feeds arbitrary files to the parser, which must
+// return rules or an error, never panic, and never accept a rule that
+// matches the empty string.
+func FuzzParseRedactRules(f *testing.F) {
+	f.Add([]byte(`[{"pattern":"cust-\\d+","replacement":"cust-#"}]`))
+	f.Add([]byte("- pattern: 'a+'\n  replacement: b\n"))
+	f.Add([]byte("- pattern: '('\n"))
+	f.Add([]byte("&a [*a]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rules, err := ParseRedactRules(data)
+		if err != nil {
+			return
+		}
+		for i, r := range rules {
+			if r.Pattern.MatchString("") {
+				t.Errorf("rule %d (%s) matches the empty string", i+1, r.Pattern)
+			}
+		}
+	})
+}
+
+// FuzzMaskSecrets checks that no "sk-" key of the masked length survives
+// masking and that text without a secret is unchanged.
+func FuzzMaskSecrets(f *testing.F) {
+	f.Add("sk-0123456789abcdef and Bearer abcdefgh1234")
+	f.Add("plain text")
+	f.Fuzz(func(t *testing.T, s string) {
+		got := MaskSecrets(s)
+		if apiKeyPattern.MatchString(got) {
+			t.Errorf("MaskSecrets(%q) = %q, still contains a key", s, got)
+		}
+		if !strings.Contains(s, "sk-") && !containsFold(s, "bearer") && got != s {
+			t.Errorf("MaskSecrets(%q) = %q, want it unchanged", s, got)
+		}
+	})
+}
