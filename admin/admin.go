@@ -191,6 +191,7 @@ func (s *server) routes(metrics http.Handler) *mux.Router {
 	r.HandleFunc(usagePrefix+"/balance", s.setBalance).Methods(http.MethodPost)
 	r.HandleFunc(usagePrefix+"/records", s.listRecords).Methods(http.MethodGet)
 	r.HandleFunc(usagePrefix+"/records/{id}", s.getRecord).Methods(http.MethodGet)
+	addPprofRoutes(r)
 	return r
 }
 
