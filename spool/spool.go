@@ -100,6 +100,7 @@ type Spool struct {
 	dir    string
 	opts   Options
 	logger *slog.Logger
+	lock   *os.File // holds the directory lock; nil where locks are not supported
 
 	// mu guards every field below. Appends hold it for one write call;
 	// Sync holds it only to take the file.
@@ -125,8 +126,8 @@ type Spool struct {
 	resumeOff int64
 }
 
-// Open opens the spool in dir, creating the directory if needed, and
-// counts the entries left by an earlier process. It never appends to an
+// Open opens the spool in dir, creating the directory if needed, locks it
+// against other processes and counts the entries left by an earlier one. It never appends to an
 // existing segment: the next Append starts a new one.
 func Open(dir string, opts Options) (*Spool, error) {
 	if opts.MaxBytes <= 0 {
@@ -142,7 +143,12 @@ func Open(dir string, opts Options) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create spool directory: %w", err)
 	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
 	s := &Spool{
+		lock:    lock,
 		dir:     dir,
 		opts:    opts,
 		logger:  logger,
@@ -152,11 +158,13 @@ func Open(dir string, opts Options) (*Spool, error) {
 	}
 	seqs, err := s.segments()
 	if err != nil {
+		s.unlock()
 		return nil, err
 	}
 	for _, seq := range seqs {
 		n, size, err := s.countSegment(seq)
 		if err != nil {
+			s.unlock()
 			return nil, err
 		}
 		s.counts[seq] = n
@@ -378,10 +386,17 @@ func (s *Spool) Close() error {
 		return nil
 	}
 	s.closed = true
+	defer s.unlock()
 	if s.file == nil {
 		return nil
 	}
 	return s.sealLocked()
+}
+
+func (s *Spool) unlock() {
+	if s.lock != nil {
+		s.lock.Close()
+	}
 }
 
 // createLocked starts segment fileSeq and syncs the directory, so the new

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -400,4 +401,21 @@ func countRecords(t *testing.T, st store.Store) int64 {
 		t.Fatal(err)
 	}
 	return stats.TotalCalls
+}
+
+// A second Open of a directory in use fails with an error naming the
+// flag to change, because two processes appending to and replaying one
+// spool would clash on segment names.
+func TestSpoolLocked(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, dir, Options{})
+	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "--spool-dir") {
+		t.Fatalf("second Open = %v, want an error naming --spool-dir", err)
+	}
+	s.Close()
+	again, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatalf("Open after Close = %v, want nil", err)
+	}
+	again.Close()
 }
