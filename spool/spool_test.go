@@ -419,3 +419,26 @@ func TestSpoolLocked(t *testing.T) {
 	}
 	again.Close()
 }
+
+// BenchmarkAppend appends batches of 100 records, the writer's unit when
+// the database fails, and syncs after each, and reports records per
+// second: the rate the spool takes while the database is down.
+func BenchmarkAppend(b *testing.B) {
+	s, err := Open(b.TempDir(), Options{MaxBytes: 1 << 40})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	batch := testRecords(0, 100)
+	appended := 0
+	for b.Loop() {
+		if err := s.Append(batch); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Sync(); err != nil {
+			b.Fatal(err)
+		}
+		appended += len(batch)
+	}
+	b.ReportMetric(float64(appended)/b.Elapsed().Seconds(), "records/s")
+}
