@@ -1,10 +1,10 @@
 // Command deepmeter-loadgen measures what deepmeter adds to a call. It
 // starts the DeepSeek stand-in, a bare httputil.ReverseProxy with nothing
 // added, and deepmeter on SQLite (and on Postgres when a database URL is
-// given), each as its own process on loopback ports, and sends the same
-// load to each in alternating rounds: direct to the stand-in, through the
-// bare proxy, and through deepmeter. It prints latency percentiles,
-// throughput, CPU time per call and resident memory. `make bench` runs it.
+// given), each as its own process on loopback ports. It then sends the
+// same load to each target in alternating rounds and prints latency
+// percentiles, throughput, CPU time per call and resident memory.
+// `make bench` runs it.
 //
 // Usage:
 //
@@ -85,6 +85,7 @@ type options struct {
 	postgres           string
 	rates              []int
 	workers            int
+	profile            string
 }
 
 func run(args []string) error {
@@ -97,6 +98,7 @@ func run(args []string) error {
 	fs.StringVar(&o.postgres, "postgres", os.Getenv("DEEPMETER_TEST_DATABASE_URL"), "Postgres server URL for the Postgres store; empty skips it")
 	rates := fs.String("rates", "1000,2000", "fixed rates in calls per second, comma-separated")
 	fs.IntVar(&o.workers, "workers", 32, "concurrent clients of the saturation load")
+	fs.StringVar(&o.profile, "profile", "deepmeter-cpu.pprof", "file for a CPU profile of deepmeter (SQLite) under the non-stream saturation load; empty skips it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -188,8 +190,21 @@ func run(args []string) error {
 		printLoad(ld, targets, results)
 	}
 
-	fmt.Println("## Resident memory of deepmeter (SQLite store)")
-	if err := measureMemory(client, sqlite); err != nil {
+	if o.profile != "" {
+		if err := profileCPU(client, sqlite, o); err != nil {
+			return err
+		}
+	}
+
+	// A fresh process, so the heap the loads above grew does not count.
+	fresh, err := startDeepmeter(o.deepmeter, "deepmeter sqlite", standin.url, "sqlite:"+filepath.Join(work, "memory.db"), filepath.Join(work, "spool-memory"))
+	if err != nil {
+		return err
+	}
+	procs = append(procs, fresh)
+	fmt.Println("## Resident memory of a fresh deepmeter process (SQLite store)")
+	fmt.Println()
+	if err := measureMemory(client, fresh); err != nil {
 		return err
 	}
 	return nil
@@ -197,9 +212,10 @@ func run(args []string) error {
 
 // process is a server started by the load generator.
 type process struct {
-	name string
-	cmd  *exec.Cmd
-	url  string
+	name     string
+	cmd      *exec.Cmd
+	url      string
+	adminURL string // deepmeter only
 }
 
 // startProcess runs bin with args, replacing "{addr}" with a free
@@ -241,12 +257,62 @@ func startDeepmeter(bin, name, upstream, databaseURL, spoolDir string) (*process
 	}
 	p, err := startProcess(name, bin, "serve", "--listen", "{addr}", "--admin-listen", admin,
 		"--upstream", upstream, "--database-url", databaseURL, "--spool-dir", spoolDir,
-		"--log-level", "warn")
+		"--admin-token", adminToken, "--log-level", "warn")
 	if err != nil {
 		return nil, err
 	}
 	p.name = name
+	p.adminURL = "http://" + admin
 	return p, nil
+}
+
+// adminToken is the admin token of the deepmeter processes, used only to
+// fetch profiles from their loopback admin listeners.
+var adminToken = func() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}()
+
+// profileCPU records a CPU profile of p while the non-stream saturation
+// load runs against it, saves it to o.profile and prints its top entries.
+func profileCPU(client *http.Client, p *process, o options) error {
+	seconds := max(1, int(o.duration/time.Second))
+	fmt.Printf("## CPU profile of %s under non-stream saturation (%d clients, %ds)\n\n", p.name, o.workers, seconds)
+	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.adminURL, seconds), nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	type result struct {
+		data []byte
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("status %d: %.200s", resp.StatusCode, data)
+		}
+		got <- result{data, err}
+	}()
+	load{workers: o.workers}.run(client, p.url, time.Duration(seconds)*time.Second+500*time.Millisecond)
+	r := <-got
+	if r.err != nil {
+		return fmt.Errorf("fetch the CPU profile: %w", r.err)
+	}
+	if err := os.WriteFile(o.profile, r.data, 0o644); err != nil {
+		return err
+	}
+	out, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount=30", o.deepmeter, o.profile).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("go tool pprof: %w\n%s", err, out)
+	}
+	fmt.Printf("Saved to %s. `go tool pprof -top -nodecount=30 %s %s`:\n\n```\n%s```\n\n", o.profile, o.deepmeter, o.profile, out)
+	return nil
 }
 
 func (p *process) stop() {
@@ -395,7 +461,7 @@ type load struct {
 	stream  bool
 }
 
-// runResult is what one target did under one load.
+// runResult is the outcome of one load on one target.
 type runResult struct {
 	samples []sample
 	elapsed time.Duration
