@@ -186,18 +186,20 @@ func (s *Spool) Stats() Stats {
 	return s.stats
 }
 
-// Append writes records to the spool, in order, with one write call. It
-// does not sync; see Sync. It returns ErrFull when the records would take
+// Append writes records to the spool, in order, with one write call per
+// segment it fills. It does not sync; see Sync. It returns ErrFull when the records would take
 // the spool past MaxBytes, and then writes none of them.
 func (s *Spool) Append(records []store.Record) error {
 	if len(records) == 0 {
 		return nil
 	}
 	var buf bytes.Buffer
+	ends := make([]int, len(records)) // offset in buf after each entry
 	for i := range records {
 		if err := appendEntry(&buf, &records[i]); err != nil {
 			return err
 		}
+		ends[i] = buf.Len()
 	}
 
 	s.mu.Lock()
@@ -208,21 +210,40 @@ func (s *Spool) Append(records []store.Record) error {
 	if s.stats.Bytes+int64(buf.Len())+headerBytes > s.opts.MaxBytes {
 		return ErrFull
 	}
-	if s.file != nil && s.fileLen+int64(buf.Len()) > s.opts.SegmentBytes && s.fileLen > headerBytes {
-		if err := s.sealLocked(); err != nil {
-			return err
-		}
-	}
-	if s.file == nil {
-		if err := s.createLocked(); err != nil {
-			return err
-		}
-	}
 
-	n, err := s.file.Write(buf.Bytes())
-	s.fileLen += int64(n)
-	s.stats.Bytes += int64(n)
-	s.sizes[s.fileSeq] += int64(n)
+	// Write as many whole entries as fit in the current segment, then
+	// start the next one, so a segment, which Replay reads whole, stays
+	// near SegmentBytes unless one entry alone is larger.
+	from, i := 0, 0
+	for i < len(records) {
+		if s.file != nil && s.fileLen > headerBytes && s.fileLen+int64(ends[i]-from) > s.opts.SegmentBytes {
+			if err := s.sealLocked(); err != nil {
+				return err
+			}
+		}
+		if s.file == nil {
+			if err := s.createLocked(); err != nil {
+				return err
+			}
+		}
+		j := i + 1
+		for j < len(records) && s.fileLen+int64(ends[j]-from) <= s.opts.SegmentBytes {
+			j++
+		}
+		if err := s.writeLocked(buf.Bytes()[from:ends[j-1]], j-i); err != nil {
+			return err
+		}
+		from, i = ends[j-1], j
+	}
+	return nil
+}
+
+// writeLocked writes n encoded entries to the current segment.
+func (s *Spool) writeLocked(entries []byte, n int) error {
+	written, err := s.file.Write(entries)
+	s.fileLen += int64(written)
+	s.stats.Bytes += int64(written)
+	s.sizes[s.fileSeq] += int64(written)
 	if err != nil {
 		// A short write leaves a torn entry that readers skip. Seal the
 		// segment so the next Append starts cleanly in a new one.
@@ -230,8 +251,8 @@ func (s *Spool) Append(records []store.Record) error {
 		return fmt.Errorf("append to spool: %w", err)
 	}
 	s.dirty = true
-	s.counts[s.fileSeq] += int64(len(records))
-	s.stats.Entries += int64(len(records))
+	s.counts[s.fileSeq] += int64(n)
+	s.stats.Entries += int64(n)
 	return nil
 }
 

@@ -85,10 +85,14 @@ func ids(records []store.Record) []string {
 func TestSpoolRoundTrip(t *testing.T) {
 	s := openSpool(t, t.TempDir(), Options{SegmentBytes: 2048})
 	want := testRecords(0, 40)
-	for i := 0; i < len(want); i += 5 {
+	for i := 0; i < 20; i += 5 {
 		if err := s.Append(want[i : i+5]); err != nil {
 			t.Fatalf("Append: %v", err)
 		}
+	}
+	// One batch larger than a segment is split across segments.
+	if err := s.Append(want[20:]); err != nil {
+		t.Fatalf("Append: %v", err)
 	}
 	if err := s.Sync(); err != nil {
 		t.Fatalf("Sync: %v", err)
@@ -99,6 +103,15 @@ func TestSpoolRoundTrip(t *testing.T) {
 	segs, _ := s.segments()
 	if len(segs) < 3 {
 		t.Errorf("segments = %d, want several with SegmentBytes 2048", len(segs))
+	}
+	for _, seq := range segs {
+		info, err := os.Stat(s.path(seq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size() > 2048 {
+			t.Errorf("segment %d is %d bytes, want at most SegmentBytes 2048", seq, info.Size())
+		}
 	}
 
 	got := collect(t, s)
