@@ -299,3 +299,35 @@ func TestPostgresLocked(t *testing.T) {
 		t.Errorf("p99 with the table locked = %v, want at most 3 x p99 with it free + 20ms = %v", lockedP99, limit)
 	}
 }
+
+// TestShutdownWithDatabaseDown stops the proxy with SIGTERM while the
+// database is down: the queue goes to the spool, the process still exits
+// 0, and a restart after the database is back stores every call once.
+func TestShutdownWithDatabaseDown(t *testing.T) {
+	pg := startPrivatePostgres(t)
+	upstream := startStandin(t)
+	args := []string{"--upstream", upstream, "--database-url", pg.url,
+		"--spool-dir", filepath.Join(t.TempDir(), "spool")}
+	p := startProxy(t, args...)
+
+	before := runLoad(p.url, 4, 200, nil, nil)
+	pg.stop(t, "fast")
+	down := runLoad(p.url, 4, 200, nil, nil)
+	if code := p.stop(t, syscall.SIGTERM, 60*time.Second); code != 0 {
+		t.Fatalf("exit code with the database down = %d, want 0", code)
+	}
+
+	pg.start(t)
+	again := startProxy(t, args...)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if rows, _ := countRecords(t, pg.url); rows >= 400 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code := again.stop(t, syscall.SIGTERM, 60*time.Second); code != 0 {
+		t.Errorf("exit code after the restart = %d, want 0", code)
+	}
+	checkAllStored(t, pg.url, append(before, down...))
+}
