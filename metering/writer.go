@@ -248,11 +248,15 @@ func (w *Writer) writePending(ctx context.Context, delay *retryDelay) (time.Dura
 		return 0, nil
 	}
 	if w.spool != nil {
-		if !w.failing.Swap(true) {
-			w.logger.Error("writing records failed; spooling records until the database takes them again",
-				"batch_size", len(w.pending), "spool_dir", w.spool.Dir(), "error", err)
-		}
+		batchSize := len(w.pending)
 		if w.spoolPending() == nil {
+			// failing turns true only once the batch is in the spool, so a
+			// replay that finds the spool empty can tell the database
+			// worked since.
+			if !w.failing.Swap(true) {
+				w.logger.Error("writing records failed; spooling records until the database takes them again",
+					"batch_size", batchSize, "spool_dir", w.spool.Dir(), "error", err)
+			}
 			return 0, nil
 		}
 	}

@@ -107,11 +107,9 @@ func (w *Writer) syncSpool() {
 // database again.
 func (w *Writer) replay(ctx context.Context) {
 	if w.spool.Stats().Entries == 0 {
-		if w.failing.Load() {
-			// The failed batch could not be spooled either; probe the
-			// database with the next batch.
-			w.failing.Store(false)
-		}
+		// An earlier replay emptied the spool after the last batch went
+		// to it, so the database took records since.
+		w.failing.Store(false)
 		return
 	}
 	start := time.Now()

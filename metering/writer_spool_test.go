@@ -65,8 +65,10 @@ func TestWriterSpoolOutage(t *testing.T) {
 	if got := w.QueueDepth(); got != 0 {
 		t.Errorf("queue depth = %d, want 0 with everything spooled", got)
 	}
-	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 {
-		t.Errorf("logged %d errors during the outage, want 1:\n%s", n, logs.String())
+	// Whichever of the writer and the replay sees the failure first logs
+	// it, once.
+	if n := strings.Count(logs.String(), "level=ERROR") + strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("logged %d errors and warnings during the outage, want 1:\n%s", n, logs.String())
 	}
 
 	st.failures.Store(0)
