@@ -48,8 +48,14 @@ fuzz:
 		done; \
 	done
 
-bench:
+# Runs the Go benchmarks, then the load generator: the same load direct to
+# the stand-in, through a bare httputil.ReverseProxy and through deepmeter
+# (SQLite, and Postgres when DEEPMETER_TEST_DATABASE_URL is set). About
+# 5 minutes on 2 cores; BENCHMARKS.md has a recorded run.
+bench: build
+	$(GO) build -o $(BIN)/deepmeter-loadgen ./cmd/deepmeter-loadgen
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(BIN)/deepmeter-loadgen --deepmeter $(BIN)/deepmeter --standin $(BIN)/deepseek-standin
 
 # Runs the DeepSeek stand-in and the proxy offline, sends a few calls and
 # prints the admin API's answers.

@@ -219,6 +219,7 @@ func (s *server) routes(metrics http.Handler) *mux.Router {
 	r.HandleFunc(usagePrefix+"/records", s.listRecords).Methods(http.MethodGet)
 	r.HandleFunc(usagePrefix+"/records/{id}", s.getRecord).Methods(http.MethodGet)
 	r.HandleFunc(apiPrefix+"/audit", s.listAudit).Methods(http.MethodGet)
+	addPprofRoutes(r)
 	return r
 }
 

@@ -53,13 +53,17 @@ func newAuthFailures(reg prometheus.Registerer) (*prometheus.CounterVec, error) 
 	return c, nil
 }
 
-// needsToken reports whether p is under apiPrefix. Both the raw and the
+// needsToken reports whether p is under apiPrefix or pprofPrefix. Both the raw and the
 // cleaned path are checked, so dot segments cannot route around the check.
 func needsToken(p string) bool {
 	under := func(p string) bool {
 		return p == apiPrefix || strings.HasPrefix(p, apiPrefix+"/")
 	}
-	return under(p) || under(path.Clean(p))
+	return under(p) || under(path.Clean(p)) || underPprof(p) || underPprof(path.Clean(p))
+}
+
+func underPprof(p string) bool {
+	return p == pprofPrefix || strings.HasPrefix(p, pprofPrefix+"/")
 }
 
 // tokenEntry is an accepted token as the server keeps it.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/deepmeter/deepmeter/spool"
 	"github.com/deepmeter/deepmeter/store"
 )
 
@@ -34,20 +35,45 @@ const (
 // WriterOptions configure a Writer. Zero values take the defaults in
 // brackets.
 type WriterOptions struct {
-	QueueSize     int           // maximum records waiting to be written; Enqueue drops past it [DefaultQueueSize]
+	QueueSize     int           // maximum records waiting to be written; past it Enqueue spools or drops [DefaultQueueSize]
 	BatchSize     int           // maximum records in one Insert [DefaultBatchSize]
 	FlushInterval time.Duration // maximum wait for a batch to fill [DefaultFlushInterval]
 	RetryBackoff  time.Duration // first wait after a failed batch; doubles up to 10s [DefaultRetryBackoff]
+
+	// Spool, when set, takes the records the database cannot: a batch
+	// whose insert failed, every batch while the database is failing, and
+	// records that find the queue full. Run replays it into the store in
+	// the background. Nil keeps failed batches in memory and retries them,
+	// and drops records that find the queue full. The Writer does not
+	// close the spool.
+	Spool *spool.Spool
+	// SyncInterval is how often Run syncs the spool to disk [DefaultSyncInterval].
+	SyncInterval time.Duration
+	// ReplayInterval is how often Run tries to replay the spool [DefaultReplayInterval].
+	ReplayInterval time.Duration
+	// WriteTimeout bounds one Insert; a batch that times out goes to the
+	// spool [DefaultWriteTimeout with a spool, 30s without].
+	WriteTimeout time.Duration
 }
 
 // Writer is a Sink that queues records in memory and inserts them into a
-// store in batches from one goroutine, the caller's Run. A batch that
-// fails is kept and retried with backoff while new records keep queuing.
-// When the queue is full, Enqueue drops records and counts them.
+// store in batches from one goroutine, the caller's Run. Enqueue never
+// waits on the database.
 //
-// TODO: records still in memory (queued, or in a batch being retried) are
-// lost if the process dies. An on-disk spool replayed at startup would
-// keep them; Insert already skips ids stored before, so replays are safe.
+// With a spool (WriterOptions.Spool), a batch whose insert fails goes to
+// the spool, and so does every later batch until a replay of the spool
+// succeeds, so an outage costs one failed insert and no waiting. A record
+// that finds the queue full is appended to the spool by Enqueue itself.
+// Run replays the spool into the store every ReplayInterval. A record is
+// dropped only when the queue is full and the spool fails too.
+//
+// Without a spool, a batch that fails is kept and retried with backoff
+// while new records keep queuing, and Enqueue drops records when the
+// queue is full.
+//
+// Records still in memory, queued or in the batch being inserted, are
+// lost if the process dies. The queue holds at most FlushInterval of
+// finished calls while the writer keeps up.
 //
 // Enqueue, QueueDepth and Close are safe for concurrent use. Run is meant
 // to be called once; a second call returns at once.
@@ -78,6 +104,15 @@ type Writer struct {
 	dropMu      sync.Mutex
 	lastDropLog time.Time
 	dropsToLog  int64
+
+	// spool is opts.Spool; the fields below are used only with one.
+	spool *spool.Spool
+	// failing is true from a failed insert until the next successful
+	// replay; while it is true, batches go straight to the spool.
+	failing atomic.Bool
+	// spoolErr is the error of the last failed spool append or sync, nil
+	// after a later success.
+	spoolErr atomic.Pointer[error]
 }
 
 // NewWriter returns a Writer for st. Start it with Run and stop it with
@@ -98,20 +133,34 @@ func NewWriter(st store.Store, opts WriterOptions, logger *slog.Logger, reg prom
 	if opts.RetryBackoff <= 0 {
 		opts.RetryBackoff = DefaultRetryBackoff
 	}
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = DefaultSyncInterval
+	}
+	if opts.ReplayInterval <= 0 {
+		opts.ReplayInterval = DefaultReplayInterval
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = batchWriteTimeout
+		if opts.Spool != nil {
+			opts.WriteTimeout = DefaultWriteTimeout
+		}
+	}
 	return &Writer{
+		spool:   opts.Spool,
 		st:      st,
 		opts:    opts,
 		logger:  logger,
-		metrics: newWriterMetrics(reg),
+		metrics: newWriterMetrics(reg, opts.Spool),
 		queue:   make(chan store.Record, opts.QueueSize),
 		stop:    make(chan struct{}),
 		runDone: make(chan struct{}),
 	}
 }
 
-// Enqueue queues r for writing without blocking. When the queue is full or
-// the Writer is closed, it returns false and counts the record as dropped.
-// Drops are logged at most once every 10 seconds.
+// Enqueue queues r for writing without waiting on the database. When the
+// queue is full or the Writer is closed, it appends r to the spool, and
+// when there is no spool or the append fails, it returns false and counts
+// the record as dropped. Drops are logged at most once every 10 seconds.
 func (w *Writer) Enqueue(r store.Record) bool {
 	w.mu.RLock()
 	accepted := false
@@ -126,6 +175,9 @@ func (w *Writer) Enqueue(r store.Record) bool {
 	w.mu.RUnlock()
 
 	if !accepted {
+		if w.spool != nil && w.appendToSpool([]store.Record{r}) == nil {
+			return true
+		}
 		w.drop(1, closed)
 		return false
 	}
@@ -153,6 +205,19 @@ func (w *Writer) Run(ctx context.Context) {
 	w.mu.Unlock()
 	defer close(w.runDone)
 
+	if w.spool != nil {
+		spoolCtx, cancel := context.WithCancel(ctx)
+		spoolDone := make(chan struct{})
+		go func() {
+			defer close(spoolDone)
+			w.runSpool(spoolCtx)
+		}()
+		defer func() {
+			cancel()
+			<-spoolDone
+		}()
+	}
+
 	delay := retryDelay{first: w.opts.RetryBackoff}
 	delay.reset()
 	for {
@@ -162,6 +227,9 @@ func (w *Writer) Run(ctx context.Context) {
 		if w.stopping(ctx) {
 			// Close writes the batch with its own deadline.
 			return
+		}
+		if w.spoolPendingWhileFailing() {
+			continue
 		}
 		if wait, err := w.writePending(ctx, &delay); err != nil && !w.sleep(ctx, wait) {
 			return
@@ -178,6 +246,19 @@ func (w *Writer) writePending(ctx context.Context, delay *retryDelay) (time.Dura
 		w.pending = w.pending[:0]
 		delay.reset()
 		return 0, nil
+	}
+	if w.spool != nil {
+		batchSize := len(w.pending)
+		if w.spoolPending() == nil {
+			// failing turns true only once the batch is in the spool, so a
+			// replay that finds the spool empty can tell the database
+			// worked since.
+			if !w.failing.Swap(true) {
+				w.logger.Error("writing records failed; spooling records until the database takes them again",
+					"batch_size", batchSize, "spool_dir", w.spool.Dir(), "error", err)
+			}
+			return 0, nil
+		}
 	}
 	wait := delay.take()
 	w.logger.Error("writing records failed; retrying", "batch_size", len(w.pending), "retry_in", wait, "error", err)
@@ -258,7 +339,7 @@ func (w *Writer) sleep(ctx context.Context, d time.Duration) bool {
 
 // insert writes one batch and counts the outcome.
 func (w *Writer) insert(ctx context.Context, batch []store.Record) error {
-	ctx, cancel := context.WithTimeout(ctx, batchWriteTimeout)
+	ctx, cancel := context.WithTimeout(ctx, w.opts.WriteTimeout)
 	defer cancel()
 
 	start := time.Now()
@@ -300,6 +381,10 @@ func (w *Writer) Close(ctx context.Context) error {
 // failures until ctx ends. Nothing else reads the queue by then: Run has
 // returned or never started.
 func (w *Writer) flush(ctx context.Context) error {
+	if w.spool != nil {
+		// Sync last, after the queue went to the database or the spool.
+		defer w.syncSpool()
+	}
 	delay := retryDelay{first: w.opts.RetryBackoff}
 	delay.reset()
 	var lastErr error
@@ -312,6 +397,9 @@ func (w *Writer) flush(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			break
+		}
+		if w.spoolPendingWhileFailing() {
+			continue
 		}
 
 		wait, err := w.writePending(ctx, &delay)
@@ -373,19 +461,35 @@ type writerMetrics struct {
 	written       prometheus.Counter
 	dropped       prometheus.Counter
 	writeErrors   prometheus.Counter
+	spooled       prometheus.Counter
+	replayed      prometheus.Counter
+	spoolErrors   prometheus.Counter
 	depth         prometheus.Gauge
 	batchSize     prometheus.Histogram
 	writeDuration prometheus.Histogram
 }
 
-func newWriterMetrics(reg prometheus.Registerer) *writerMetrics {
+func newWriterMetrics(reg prometheus.Registerer, sp *spool.Spool) *writerMetrics {
 	counter := func(name, help string) prometheus.Counter {
 		return register(reg, prometheus.NewCounter(prometheus.CounterOpts{Namespace: namespace, Name: name, Help: help}))
 	}
+	if sp != nil {
+		gauge := func(name, help string, value func(spool.Stats) int64) {
+			register(reg, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: namespace, Name: name, Help: help},
+				func() float64 { return float64(value(sp.Stats())) }))
+		}
+		gauge("spool_entries", "Records in the on-disk spool, waiting for a replay into the store.",
+			func(s spool.Stats) int64 { return s.Entries })
+		gauge("spool_bytes", "Bytes of the on-disk spool's segment files.",
+			func(s spool.Stats) int64 { return s.Bytes })
+	}
 	return &writerMetrics{
 		queued:      counter("records_queued_total", "Records accepted into the write queue."),
-		written:     counter("records_written_total", "Records inserted into the store."),
-		dropped:     counter("records_dropped_total", "Records lost because the queue was full or the writer shut down before writing them."),
+		written:     counter("records_written_total", "Records inserted into the store from the queue; replayed records are counted in records_replayed_total."),
+		dropped:     counter("records_dropped_total", "Records lost because the queue was full and the spool failed or is not configured, or because the writer shut down before writing them."),
+		spooled:     counter("records_spooled_total", "Records appended to the on-disk spool because the database failed or the queue was full."),
+		replayed:    counter("records_replayed_total", "Records replayed from the on-disk spool into the store."),
+		spoolErrors: counter("spool_errors_total", "Failed spool appends, syncs and replays."),
 		writeErrors: counter("write_errors_total", "Failed batch inserts; each failed batch is retried."),
 		depth: register(reg, prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: namespace,

@@ -10,6 +10,7 @@ import (
 
 	migratepgx "github.com/golang-migrate/migrate/v4/database/pgx/v5"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -68,6 +69,20 @@ func (s *postgresStore) Insert(ctx context.Context, records []Record) error {
 		return nil
 	}
 	batch := prepareBatch(records)
+	rows := make([][]any, len(batch))
+	for i := range batch {
+		rows[i] = columnValues(&batch[i], postgresTimeValue)
+	}
+
+	// Almost every batch holds only new ids, so COPY straight into
+	// api_usage comes first. A batch with an id already stored, such as a
+	// replay from the spool, fails it with a unique violation and goes
+	// the slower way below.
+	err := s.copyDirect(ctx, rows)
+	var pgErr *pgconn.PgError
+	if err == nil || !errors.As(err, &pgErr) || pgErr.Code != uniqueViolation {
+		return err
+	}
 
 	// COPY cannot skip existing keys, so the batch goes through a
 	// temporary table and INSERT ... ON CONFLICT DO NOTHING, all in one
@@ -83,10 +98,6 @@ func (s *postgresStore) Insert(ctx context.Context, records []Record) error {
 	if _, err := tx.Exec(ctx, `CREATE TEMPORARY TABLE api_usage_batch (LIKE api_usage) ON COMMIT DROP`); err != nil {
 		return fmt.Errorf("insert records: create batch table: %w", err)
 	}
-	rows := make([][]any, len(batch))
-	for i := range batch {
-		rows[i] = columnValues(&batch[i], postgresTimeValue)
-	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"api_usage_batch"}, usageColumns, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("insert records: copy %d records: %w", len(rows), err)
 	}
@@ -95,6 +106,25 @@ func (s *postgresStore) Insert(ctx context.Context, records []Record) error {
 		` FROM api_usage_batch ORDER BY id ON CONFLICT (id) DO NOTHING`
 	if _, err := tx.Exec(ctx, insert); err != nil {
 		return fmt.Errorf("insert records: move batch into api_usage: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("insert records: commit: %w", err)
+	}
+	return nil
+}
+
+// uniqueViolation is the SQLSTATE of a duplicate key.
+const uniqueViolation = "23505"
+
+// copyDirect copies rows into api_usage in one transaction.
+func (s *postgresStore) copyDirect(ctx context.Context, rows [][]any) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("insert records: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"api_usage"}, usageColumns, pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("insert records: copy %d records: %w", len(rows), err)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("insert records: commit: %w", err)

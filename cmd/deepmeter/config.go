@@ -46,12 +46,19 @@ type config struct {
 	RedactFile        string
 	ReadHeaderTimeout time.Duration
 	ClientIdleTimeout time.Duration
+	SpoolDir          string
+	SpoolSync         time.Duration
+	SpoolMaxBytes     int64
 }
 
 // fullStoredBody is the cap on each stored body with --store-bodies full.
 // It keeps a runaway response from holding unbounded memory while its
 // record is built; DeepSeek bodies are far smaller.
 const fullStoredBody = 64 << 20
+
+// defaultPostgresSpoolDir is the spool directory with a Postgres database
+// and no --spool-dir, relative to the working directory.
+const defaultPostgresSpoolDir = "deepmeter-spool"
 
 // minAdminTokenLength is the shortest admin token accepted. A shorter token
 // can be guessed, and the admin API sets the balance.
@@ -91,6 +98,9 @@ var serveOptions = []option{
 	{"redact-file", "DEEPMETER_REDACT_FILE", "", "YAML or JSON list of {pattern, replacement} regular expression rules applied to stored bodies"},
 	{"read-header-timeout", "DEEPMETER_READ_HEADER_TIMEOUT", "30s", "time a client gets to send its request headers to the proxy, as a Go duration"},
 	{"client-idle-timeout", "DEEPMETER_CLIENT_IDLE_TIMEOUT", "2m", "time an idle keep-alive client connection to the proxy stays open, as a Go duration"},
+	{"spool-dir", "DEEPMETER_SPOOL_DIR", "", "directory for records the database cannot take yet; default PATH.spool beside a sqlite:PATH database, ./" + defaultPostgresSpoolDir + " with Postgres; one directory per process"},
+	{"spool-sync", "DEEPMETER_SPOOL_SYNC", "200ms", "how often queued records are written and the spool is synced to disk, as a Go duration; a crash loses at most the records of about this window"},
+	{"spool-max-bytes", "DEEPMETER_SPOOL_MAX_BYTES", "1073741824", "largest size of the spool in bytes; past it records are dropped and counted"},
 }
 
 // migrateOptions are the serve options that migrate also takes.
@@ -304,6 +314,27 @@ func buildConfig(raw map[string]string) (*config, error) {
 		*d.dst = n
 	}
 
+	if v, ok := raw["spool-dir"]; ok {
+		c.SpoolDir = v
+		if v == "" && c.DatabaseURL != "" {
+			c.SpoolDir = defaultSpoolDir(c.DatabaseURL)
+		}
+	}
+	if v, ok := raw["spool-sync"]; ok {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Millisecond || d > 10*time.Second {
+			fail("spool-sync", "%q; expected a Go duration from 1ms to 10s such as 200ms", v)
+		}
+		c.SpoolSync = d
+	}
+	if v, ok := raw["spool-max-bytes"]; ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1<<20 || n > 1<<40 {
+			fail("spool-max-bytes", "%q; expected a number of bytes from 1048576 to 1099511627776", v)
+		}
+		c.SpoolMaxBytes = n
+	}
+
 	if c.AdminToken == "" && c.AdminTokensFile == "" && c.AdminListen != "" && !isLoopbackListen(c.AdminListen) {
 		errs = append(errs, fmt.Errorf("refusing to serve the admin API on %s without a token: set --admin-token, --admin-tokens-file or their DEEPMETER_ variables, or listen on a loopback address such as 127.0.0.1:8081", c.AdminListen))
 	}
@@ -412,6 +443,20 @@ func checkDatabaseURL(v string) error {
 	default:
 		return errors.New("unknown database URL scheme")
 	}
+}
+
+// defaultSpoolDir returns the spool directory for a database URL without
+// --spool-dir: PATH.spool beside a sqlite:PATH file, so the spool moves
+// with the database, and defaultPostgresSpoolDir with Postgres.
+func defaultSpoolDir(databaseURL string) string {
+	if !strings.HasPrefix(databaseURL, "sqlite:") {
+		return defaultPostgresSpoolDir
+	}
+	path := strings.TrimPrefix(databaseURL, "sqlite:")
+	if strings.HasPrefix(path, "//") {
+		path = path[2:]
+	}
+	return path + ".spool"
 }
 
 // isLoopbackListen reports whether a listen address accepts connections

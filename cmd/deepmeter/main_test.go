@@ -39,6 +39,11 @@ func TestRunRejectsInvalidFlags(t *testing.T) {
 		{"log format", []string{"serve", "--log-format", "xml"}, nil, "invalid --log-format"},
 		{"queue size", []string{"serve", "--queue-size", "0"}, nil, "invalid --queue-size"},
 		{"max request body", []string{"serve", "--max-request-body", "12"}, nil, "invalid --max-request-body"},
+		{"spool sync text", []string{"serve", "--spool-sync", "often"}, nil, "invalid --spool-sync"},
+		{"spool sync zero", []string{"serve", "--spool-sync", "0s"}, nil, "invalid --spool-sync"},
+		{"spool sync too long", []string{"serve", "--spool-sync", "1m"}, nil, "invalid --spool-sync"},
+		{"spool max bytes small", []string{"serve", "--spool-max-bytes", "1000"}, nil, "invalid --spool-max-bytes"},
+		{"spool max bytes text", []string{"serve", "--spool-max-bytes", "1G"}, nil, "invalid --spool-max-bytes"},
 		{"env value checked", []string{"serve"}, map[string]string{"DEEPMETER_LISTEN": "bad"}, "invalid --listen"},
 		{"public admin without token", []string{"serve", "--admin-listen", "0.0.0.0:8081"}, nil, "without a token"},
 		{"all interfaces admin without token", []string{"serve", "--admin-listen", ":8081"}, nil, "without a token"},
@@ -278,6 +283,38 @@ func TestLoadAdminTokensWarnsOnWideMode(t *testing.T) {
 			}
 			if strings.Contains(logs.String(), secret) {
 				t.Errorf("logs contain the token: %s", logs.String())
+			}
+		})
+	}
+}
+
+// Without --spool-dir, the spool sits beside an SQLite file so it moves
+// with the database, and in the working directory with Postgres; a given
+// directory wins.
+func TestSpoolDirDefault(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"sqlite relative", map[string]string{"DEEPMETER_DATABASE_URL": "sqlite:data/x.db"}, "data/x.db.spool"},
+		{"sqlite absolute", map[string]string{"DEEPMETER_DATABASE_URL": "sqlite:///var/lib/dm.db"}, "/var/lib/dm.db.spool"},
+		{"built-in default", nil, "deepmeter.db.spool"},
+		{"postgres", map[string]string{"DEEPMETER_DATABASE_URL": "postgres://u@db:5432/x"}, "deepmeter-spool"},
+		{"given", map[string]string{"DEEPMETER_SPOOL_DIR": "/srv/spool"}, "/srv/spool"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			raw, err := parseFlags("serve", serveOptions, nil, envOf(c.env), &bytes.Buffer{})
+			if err != nil {
+				t.Fatalf("parseFlags: %v", err)
+			}
+			cfg, err := buildConfig(raw)
+			if err != nil {
+				t.Fatalf("buildConfig: %v", err)
+			}
+			if cfg.SpoolDir != c.want {
+				t.Errorf("SpoolDir = %q, want %q", cfg.SpoolDir, c.want)
 			}
 		})
 	}

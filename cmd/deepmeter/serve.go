@@ -19,6 +19,7 @@ import (
 	"github.com/deepmeter/deepmeter/metering"
 	"github.com/deepmeter/deepmeter/pricing"
 	"github.com/deepmeter/deepmeter/proxy"
+	"github.com/deepmeter/deepmeter/spool"
 	"github.com/deepmeter/deepmeter/store"
 )
 
@@ -52,6 +53,21 @@ func loadPrices(cfg *config, logger *slog.Logger) (*pricing.Table, error) {
 	return table, nil
 }
 
+// openSpool opens cfg.SpoolDir and logs what an earlier process left in it.
+func openSpool(cfg *config, logger *slog.Logger) (*spool.Spool, error) {
+	sp, err := spool.Open(cfg.SpoolDir, spool.Options{
+		MaxBytes: cfg.SpoolMaxBytes,
+		Logger:   logger.With("component", "spool"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open --spool-dir %s: %w", cfg.SpoolDir, err)
+	}
+	if stats := sp.Stats(); stats.Entries > 0 {
+		logger.Info("spool holds records from an earlier run; replaying them", "spool_dir", cfg.SpoolDir, "records", stats.Entries, "bytes", stats.Bytes)
+	}
+	return sp, nil
+}
+
 // serve runs the proxy and the admin API until ctx ends, then shuts down:
 // readiness turns false, the listeners stop, in-flight calls get
 // cfg.ShutdownGrace to finish, and queued records are written.
@@ -80,7 +96,19 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	writer := metering.NewWriter(st, metering.WriterOptions{QueueSize: cfg.QueueSize}, logger.With("component", "writer"), reg)
+	sp, err := openSpool(cfg, logger)
+	if err != nil {
+		return err
+	}
+	// Closed after the writer, which spools what the database does not take.
+	defer sp.Close()
+
+	writer := metering.NewWriter(st, metering.WriterOptions{
+		QueueSize:     cfg.QueueSize,
+		FlushInterval: cfg.SpoolSync,
+		Spool:         sp,
+		SyncInterval:  cfg.SpoolSync,
+	}, logger.With("component", "writer"), reg)
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
@@ -123,6 +151,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		Ready: func(context.Context) error {
 			if stopping.Load() {
 				return errors.New("shutting down")
+			}
+			if err := writer.SpoolErr(); err != nil {
+				return fmt.Errorf("spool failing: %w", err)
 			}
 			return nil
 		},
@@ -169,7 +200,8 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		"upstream", cfg.Upstream.String(),
 		"tls", cfg.ProxyTLS != nil,
 		"admin_tls", cfg.AdminTLS != nil,
-		"database", store.RedactURL(cfg.DatabaseURL))
+		"database", store.RedactURL(cfg.DatabaseURL),
+		"spool_dir", cfg.SpoolDir)
 
 	var runErr error
 	select {
