@@ -86,6 +86,12 @@ type Config struct {
 	// contain secrets.
 	Ready func(ctx context.Context) error
 
+	// DatabaseOptional keeps /readyz at 200 while the database does not
+	// answer, as long as Ready passes. Set it when records go to a spool
+	// during an outage, so a load balancer keeps sending calls that are
+	// still recorded. The body reports the database as unreachable.
+	DatabaseOptional bool
+
 	// Logger receives errors and auth failures. Nil discards them. Tokens
 	// are never logged.
 	Logger *slog.Logger
@@ -121,6 +127,7 @@ type server struct {
 	currency   string
 	dailyLimit pricing.Money
 	ready      func(ctx context.Context) error
+	dbOptional bool
 	log        *slog.Logger
 	now        func() time.Time
 
@@ -152,6 +159,7 @@ func New(cfg Config) (http.Handler, error) {
 		currency:   cfg.Currency,
 		dailyLimit: cfg.DailyLimit,
 		ready:      cfg.Ready,
+		dbOptional: cfg.DatabaseOptional,
 		log:        cfg.Logger,
 		now:        cfg.Now,
 		corsOrigin: cfg.CORSOrigin,
@@ -318,6 +326,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 
+	database := "ok"
 	var reason string
 	err := s.store.Ping(ctx)
 	switch {
@@ -325,7 +334,13 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 		reason = "database ping timed out after " + readyTimeout.String()
 	case err != nil:
 		reason = "database ping failed"
-	case s.ready != nil:
+	}
+	if err != nil && s.dbOptional {
+		// Records wait in the spool, so calls can still be served.
+		s.log.Debug("database unreachable, serving with the spool", "reason", reason, "err", err)
+		database, reason, err = "unreachable: "+reason, "", nil
+	}
+	if err == nil && s.ready != nil {
 		if err = s.ready(ctx); err != nil {
 			reason = "not ready: " + err.Error()
 		}
@@ -337,13 +352,13 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 		} else {
 			s.log.Debug("readiness check failed", "reason", reason, "err", err)
 		}
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": reason})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": reason, "database": database})
 		return
 	}
 	if s.unready.Swap(false) {
 		s.log.Info("readiness check passed again")
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "database": database})
 }
 
 // validCurrency reports whether c looks like an ISO 4217 code.

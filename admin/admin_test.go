@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -550,14 +551,14 @@ func TestReadyz(t *testing.T) {
 	if resp.status != http.StatusOK {
 		t.Fatalf("ready: status = %d, want 200; body: %s", resp.status, resp.body)
 	}
-	assertJSON(t, resp.body, `{"status":"ok"}`)
+	assertJSON(t, resp.body, `{"status":"ok","database":"ok"}`)
 
 	setReady(errors.New("record queue is full"))
 	resp = env.request(t, http.MethodGet, "/readyz", "", nil, nil)
 	if resp.status != http.StatusServiceUnavailable {
 		t.Errorf("Ready failing: status = %d, want 503", resp.status)
 	}
-	assertJSON(t, resp.body, `{"status":"unavailable","error":"not ready: record queue is full"}`)
+	assertJSON(t, resp.body, `{"status":"unavailable","error":"not ready: record queue is full","database":"ok"}`)
 	if !strings.Contains(env.logs.String(), "level=WARN msg=\"readiness check failed\"") {
 		t.Errorf("logs = %q, want a warning for the failed check", env.logs.String())
 	}
@@ -577,7 +578,40 @@ func TestReadyz(t *testing.T) {
 	if resp.status != http.StatusServiceUnavailable {
 		t.Errorf("store closed: status = %d, want 503", resp.status)
 	}
-	assertJSON(t, resp.body, `{"status":"unavailable","error":"database ping failed"}`)
+	assertJSON(t, resp.body, `{"status":"unavailable","error":"database ping failed","database":"ok"}`)
+}
+
+// With a spool taking the records, a database outage must not take the
+// proxy out of a load balancer: /readyz stays 200 and says the database is
+// unreachable, until the spool check fails too.
+func TestReadyzDatabaseOptional(t *testing.T) {
+	var spoolErr atomic.Value
+	spoolErr.Store("")
+	env := newTestEnv(t, func(c *Config) {
+		c.DatabaseOptional = true
+		c.Ready = func(context.Context) error {
+			if msg := spoolErr.Load().(string); msg != "" {
+				return errors.New(msg)
+			}
+			return nil
+		}
+	})
+	if err := env.store.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	resp := env.request(t, http.MethodGet, "/readyz", "", nil, nil)
+	if resp.status != http.StatusOK {
+		t.Errorf("database down, spool fine: status = %d, want 200", resp.status)
+	}
+	assertJSON(t, resp.body, `{"status":"ok","database":"unreachable: database ping failed"}`)
+
+	spoolErr.Store("spool failing: disk full")
+	resp = env.request(t, http.MethodGet, "/readyz", "", nil, nil)
+	if resp.status != http.StatusServiceUnavailable {
+		t.Errorf("database down, spool failing: status = %d, want 503", resp.status)
+	}
+	assertJSON(t, resp.body, `{"status":"unavailable","error":"not ready: spool failing: disk full","database":"unreachable: database ping failed"}`)
 }
 
 // TestMetricsGolden checks the exposition of the auth failure counter

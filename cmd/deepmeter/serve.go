@@ -148,6 +148,9 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		Gatherer:   reg,
 		Registerer: reg,
 		Logger:     logger.With("component", "admin"),
+		// Records wait in the spool while the database is down, so the
+		// proxy stays ready as long as the spool works.
+		DatabaseOptional: true,
 		Ready: func(context.Context) error {
 			if stopping.Load() {
 				return errors.New("shutting down")
