@@ -30,6 +30,13 @@ also be set with the environment variable named in its help.
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		// The first signal starts a graceful shutdown. Restoring the
+		// default handling then lets a second signal end the process at
+		// once, for an operator who cannot wait for the grace period.
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)

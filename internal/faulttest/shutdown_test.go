@@ -118,3 +118,34 @@ func TestShutdownDuringStreams(t *testing.T) {
 		}
 	}
 }
+
+// A second SIGTERM ends the process at once, for an operator who cannot
+// wait for a long grace period to run out.
+func TestSecondSignalEndsShutdown(t *testing.T) {
+	dir := t.TempDir()
+	upstream := startStandin(t)
+	p := startProxy(t, "--upstream", upstream, "--database-url", "sqlite:"+filepath.Join(dir, "deepmeter.db"), "--shutdown-grace", "10m")
+	client := newClient()
+
+	done := make(chan call, 1)
+	go func() {
+		done <- doCall(context.Background(), client, p.url, chatBody(1, true), "chunk_delay=200,words=400")
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// The first signal waits for the stream, which runs far past this.
+	select {
+	case <-p.exited:
+		t.Fatal("deepmeter exited on the first signal while a call was in flight")
+	case <-time.After(500 * time.Millisecond):
+	}
+	start := time.Now()
+	code := p.stop(t, syscall.SIGTERM, 10*time.Second)
+	if code == 0 {
+		t.Errorf("exit code 0 after the second signal, want the signal's exit")
+	}
+	t.Logf("exited %v after the second signal", time.Since(start))
+	<-done
+}
