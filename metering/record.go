@@ -222,7 +222,7 @@ func (m *Meter) price(r *store.Record, u usage) {
 	})
 	if err != nil {
 		r.Flags = addFlag(r.Flags, store.FlagUnpriced)
-		m.metrics.unpriced.WithLabelValues(m.metrics.unpricedModels.label(r.Model)).Inc()
+		m.metrics.unpriced.WithLabelValues(m.metrics.unpricedModels.label(r.Model, true)).Inc()
 		m.logger.Warn("cannot price call", "id", r.ID, "model", r.Model, "error", err)
 		return
 	}
@@ -254,7 +254,7 @@ func (m *Meter) lookupPrice(r *store.Record) (pricing.Price, bool) {
 // noteUnpriced counts a call without a price and logs the model the first
 // time it is seen, up to maxWarnedModels models.
 func (m *Meter) noteUnpriced(model string) {
-	m.metrics.unpriced.WithLabelValues(m.metrics.unpricedModels.label(model)).Inc()
+	m.metrics.unpriced.WithLabelValues(m.metrics.unpricedModels.label(model, true)).Inc()
 
 	m.warnedMu.Lock()
 	_, seen := m.warned[model]
