@@ -619,15 +619,49 @@ func TestCallUnpriced(t *testing.T) {
 	}
 }
 
-// TestCallCostOverflow leaves a call with absurd token counts unpriced
-// instead of storing a wrapped-around cost.
-func TestCallCostOverflow(t *testing.T) {
-	env := newMeterEnv(t, Options{})
-	huge := `{"prompt_tokens":9000000000000000000,"completion_tokens":9000000000000000000,"prompt_cache_hit_tokens":0,"prompt_cache_miss_tokens":9000000000000000000}`
-	rec := env.run("/chat/completions", chatRequest("deepseek-chat", false),
-		&response{status: 200, header: jsonHeader(), chunks: [][]byte{[]byte(chatCompletion("deepseek-chat", "ok", huge))}}, End{})
-	if rec.Priced || !rec.HasFlag(store.FlagUnpriced) {
-		t.Errorf("priced, flags = %v, %v; want unpriced", rec.Priced, rec.Flags)
+// TestCallInvalidUsage records a 2xx call whose usage is empty, negative
+// or absurd as failed with the usage_invalid flag and estimated tokens.
+// Taken as reported, such usage made a free success or overflowed the
+// stores' token sums, which broke the admin stats for good.
+func TestCallInvalidUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		path string
+		req  string
+		body string
+	}{
+		{"empty usage", "/chat/completions", chatRequest("deepseek-chat", false), chatCompletion("deepseek-chat", "ok", `{}`)},
+		{"negative counts", "/chat/completions", chatRequest("deepseek-chat", false), chatCompletion("deepseek-chat", "ok", usageJSON(-5, -1, 0, 0))},
+		{"absurd counts", "/chat/completions", chatRequest("deepseek-chat", false),
+			chatCompletion("deepseek-chat", "ok", `{"prompt_tokens":9223372036854775807,"completion_tokens":9223372036854775807,"prompt_cache_hit_tokens":0,"prompt_cache_miss_tokens":9223372036854775807}`)},
+		{"anthropic without input", "/anthropic/v1/messages", chatRequest("deepseek-chat", false),
+			`{"id":"msg_1","type":"message","model":"deepseek-chat","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"output_tokens":9223372036854775807}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newMeterEnv(t, Options{})
+			rec := env.run(tt.path, tt.req, &response{status: 200, header: jsonHeader(), chunks: [][]byte{[]byte(tt.body)}}, End{})
+			if rec.Success {
+				t.Errorf("success = true, want false")
+			}
+			if !rec.HasFlag(store.FlagUsageInvalid) || rec.HasFlag(store.FlagUsageMissing) {
+				t.Errorf("flags = %v, want usage_invalid without usage_missing", rec.Flags)
+			}
+			if rec.UsageSource != store.UsageEstimated {
+				t.Errorf("usage source = %q, want %q", rec.UsageSource, store.UsageEstimated)
+			}
+			if rec.ErrorMessage != msgInvalidUsage {
+				t.Errorf("error message = %q, want %q", rec.ErrorMessage, msgInvalidUsage)
+			}
+			for _, n := range []int64{rec.PromptTokens, rec.CompletionTokens, rec.TotalTokens, rec.PromptCacheHitTokens, rec.PromptCacheMissTokens, rec.ReasoningTokens} {
+				if n < 0 || n > maxTokenCount {
+					t.Errorf("token count %d out of 0..%d", n, maxTokenCount)
+				}
+			}
+			if !rec.Priced {
+				t.Errorf("priced = false (flags %v), want the estimate priced", rec.Flags)
+			}
+		})
 	}
 }
 

@@ -17,6 +17,7 @@ const (
 	msgEmptyResponse = "empty response"
 	msgStreamCut     = "stream ended before the final chunk"
 	msgNoUsage       = "response has no usage"
+	msgInvalidUsage  = "response usage is invalid: prompt or completion tokens missing, negative or too large"
 	msgNotJSON       = "response body is not valid JSON"
 	msgClientAborted = "client closed the connection before the response ended"
 	msgTimedOut      = "upstream timed out"
@@ -96,7 +97,7 @@ func (c *Call) buildRecord(end End, finishedAt time.Time, decodeErr error) (stor
 	okStatus := !failedStatus && r.StatusCode >= 200 && r.StatusCode < 300
 	var priced usage
 	switch {
-	case out.hasUsage && okStatus:
+	case out.hasUsage && !out.usage.invalid && okStatus:
 		priced = out.usage
 		r.UsageSource = store.UsageReported
 		r.PromptTokens = out.usage.prompt
@@ -109,7 +110,11 @@ func (c *Call) buildRecord(end End, finishedAt time.Time, decodeErr error) (stor
 			flags = append(flags, store.FlagUsageMismatch)
 		}
 	case okStatus:
-		flags = append(flags, store.FlagUsageMissing)
+		if out.hasUsage {
+			flags = append(flags, store.FlagUsageInvalid)
+		} else {
+			flags = append(flags, store.FlagUsageMissing)
+		}
 		if est, ok := c.estimate(out, out.empty && !cut && !decodeFailed); ok {
 			priced = est
 			r.UsageSource = store.UsageEstimated
@@ -120,7 +125,7 @@ func (c *Call) buildRecord(end End, finishedAt time.Time, decodeErr error) (stor
 		}
 	}
 
-	r.Success = okStatus && !cut && !decodeFailed && out.hasUsage && out.complete && out.errMsg == ""
+	r.Success = okStatus && !cut && !decodeFailed && out.hasUsage && !out.usage.invalid && out.complete && out.errMsg == ""
 	if !r.Success {
 		r.ErrorMessage = errorText(failureReason(c, end, out, failedStatus, decodeErr))
 	}
@@ -189,6 +194,8 @@ func failureReason(c *Call, end End, out outcome, failedStatus bool, decodeErr e
 		return msgStreamCut
 	case !out.hasUsage:
 		return msgNoUsage
+	case out.usage.invalid:
+		return msgInvalidUsage
 	}
 	return statusText(end.StatusCode)
 }

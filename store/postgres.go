@@ -103,6 +103,9 @@ func (s *postgresStore) Insert(ctx context.Context, records []Record) error {
 }
 
 func (s *postgresStore) Stats(ctx context.Context, since time.Time) (Stats, error) {
+	// The ::bigint casts of the token sums cannot overflow because the
+	// Meter stores at most 2^40 tokens per count and record, which allows
+	// 8 million records at that maximum.
 	const query = `
 SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), model, currency,
        count(*),

@@ -123,7 +123,9 @@ func (s *sqliteStore) Insert(ctx context.Context, records []Record) error {
 func (s *sqliteStore) Stats(ctx context.Context, since time.Time) (Stats, error) {
 	// The day is floor(created_at / microseconds per day); SQLite's integer
 	// division truncates toward zero, so times before 1970 need the ELSE.
-	// Costs are summed in two halves (see splitDivisor).
+	// Costs are summed in two halves (see splitDivisor). Token sums
+	// stay within int64 because the Meter stores at most 2^40 tokens per
+	// count and record, which allows 8 million records at that maximum.
 	const query = `
 SELECT CASE WHEN created_at >= 0 THEN created_at / 86400000000
             ELSE (created_at + 1) / 86400000000 - 1 END,

@@ -54,6 +54,11 @@ const (
 	// FlagUsageMismatch: prompt_cache_hit_tokens + prompt_cache_miss_tokens
 	// differs from prompt_tokens in the upstream's usage.
 	FlagUsageMismatch = "usage_mismatch"
+	// FlagUsageInvalid: the response's usage object lacked prompt_tokens
+	// or completion_tokens (input_tokens or output_tokens in Anthropic's
+	// shape), or held a count that is not an integer from 0 to 2^40. The
+	// usage is treated as missing, so the tokens are estimated.
+	FlagUsageInvalid = "usage_invalid"
 	// FlagTimedOut: the upstream made no progress within the idle timeout.
 	FlagTimedOut = "timed_out"
 	// FlagDecodeFailed: the response body could not be decoded (gzip or
