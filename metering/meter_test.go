@@ -13,6 +13,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/deepmeter/deepmeter/pricing"
 	"github.com/deepmeter/deepmeter/store"
 )
@@ -616,6 +619,66 @@ func TestCallUnpriced(t *testing.T) {
 	}
 	if got := counterValue(t, reg, "deepmeter_unpriced_calls_total", map[string]string{"model": "mystery-model"}); got != 3 {
 		t.Errorf("unpriced_calls_total{model=mystery-model} = %v, want 3", got)
+	}
+}
+
+// TestCallFailuresCostZero prices calls that failed with an error status
+// or got no usage at 0, in the currency of the model's price or USD, and
+// never as unpriced. Flagged unpriced, the proxy's own 502s and 413s
+// counted as calls with an unknown cost and logged "no price for model"
+// for the empty model.
+func TestCallFailuresCostZero(t *testing.T) {
+	tests := []struct {
+		name          string
+		req           string
+		resp          *response
+		end           End
+		wantCurrency  string
+		wantPriceFrom string
+	}{
+		{"upstream 400 for priced model", chatRequest("deepseek-chat", false),
+			&response{status: 400, header: jsonHeader(), chunks: [][]byte{[]byte(`{"error":{"message":"bad"}}`)}}, End{}, "USD", "deepseek-chat"},
+		{"upstream 400 for unknown model", chatRequest("made-up", false),
+			&response{status: 400, header: jsonHeader(), chunks: [][]byte{[]byte(`{"error":{"message":"Model Not Exist"}}`)}}, End{}, "USD", ""},
+		{"upstream 500 for CNY model", chatRequest("deepseek-cny", false),
+			&response{status: 500, header: jsonHeader()}, End{}, "CNY", "deepseek-cny"},
+		{"proxy 502 without response", chatRequest("deepseek-chat", false), nil,
+			End{StatusCode: 502, Err: errors.New("connection refused")}, "USD", "deepseek-chat"},
+		{"proxy 413 without model", `{"messages":[`, nil, End{StatusCode: 413}, "USD", ""},
+		{"client left before the head", chatRequest("made-up", false), nil, End{StatusCode: 499, ClientAborted: true}, "USD", ""},
+		{"empty 200 has no usage", chatRequest("made-up", false), &response{status: 200, header: jsonHeader()}, End{}, "USD", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			clock := &manualClock{now: testStart}
+			reg := prometheus.NewRegistry()
+			m := NewMeter(testPrices(t), nil, slog.New(slog.NewTextHandler(&logs, nil)), reg, Options{Now: clock.Now})
+			call := m.Begin("x", testStart, "/chat/completions", []byte(tt.req), Attribution{})
+			if tt.resp != nil {
+				call.Response(tt.resp.status, tt.resp.header)
+				for _, c := range tt.resp.chunks {
+					call.Write(c)
+				}
+			}
+			rec := call.Finish(tt.end)
+
+			if !rec.Priced || rec.Cost != 0 {
+				t.Errorf("priced, cost = %v, %s; want true, 0", rec.Priced, rec.Cost)
+			}
+			if rec.HasFlag(store.FlagUnpriced) {
+				t.Errorf("flags = %v, want no unpriced", rec.Flags)
+			}
+			if rec.Currency != tt.wantCurrency || rec.PriceModel != tt.wantPriceFrom {
+				t.Errorf("currency, price model = %q, %q; want %q, %q", rec.Currency, rec.PriceModel, tt.wantCurrency, tt.wantPriceFrom)
+			}
+			if strings.Contains(logs.String(), "no price") {
+				t.Errorf("logged a missing price:\n%s", logs.String())
+			}
+			if n := testutil.CollectAndCount(m.metrics.unpriced); n != 0 {
+				t.Errorf("unpriced_calls_total has %d series, want 0", n)
+			}
+		})
 	}
 }
 

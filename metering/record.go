@@ -212,8 +212,25 @@ func errorText(s string) string {
 
 // price sets the cost fields of r from the served model's price at the
 // call's start, falling back to the requested model's price.
+//
+// A call with an error status or without any usage costs exactly 0 and
+// is priced, in the currency of the model's price when one matches and
+// in USD otherwise, because DeepSeek bills no tokens for it. A 2xx call
+// whose usage arrived, reported or estimated, is charged even when the
+// stream was cut later or the client left, because DeepSeek bills the
+// tokens it produced. Only such a call for a model without a price is
+// unpriced.
 func (m *Meter) price(r *store.Record, u usage) {
 	price, ok := m.lookupPrice(r)
+	if r.StatusCode >= 400 || r.UsageSource == store.UsageNone {
+		r.Priced = true
+		r.Cost = 0
+		r.Currency = "USD"
+		if ok {
+			setPrice(r, price)
+		}
+		return
+	}
 	if !ok {
 		r.Flags = addFlag(r.Flags, store.FlagUnpriced)
 		m.noteUnpriced(r.Model)
@@ -235,6 +252,11 @@ func (m *Meter) price(r *store.Record, u usage) {
 	}
 	r.Priced = true
 	r.Cost = cost
+	setPrice(r, price)
+}
+
+// setPrice copies the price entry's currency, model, start and rates to r.
+func setPrice(r *store.Record, price pricing.Price) {
 	r.Currency = price.Currency
 	r.PriceModel = price.Model
 	r.PriceEffectiveFrom = price.EffectiveFrom.UTC()
