@@ -89,14 +89,15 @@ func NewMeter(prices *pricing.Table, sink Sink, logger *slog.Logger, reg prometh
 
 // IsMetered reports whether a request is a call the Meter records: a POST
 // to one of the completion paths or to the Anthropic-format messages
-// path, compared exactly.
+// path, compared exactly. DeepSeek also serves every path under /v1, so
+// the completion paths are listed under /v1 as well.
 func IsMetered(method, path string) bool {
 	if method != http.MethodPost {
 		return false
 	}
 	switch path {
-	case "/chat/completions", "/v1/chat/completions", "/beta/completions", "/v1/completions",
-		"/anthropic/v1/messages":
+	case "/chat/completions", "/v1/chat/completions", "/beta/completions", "/v1/beta/completions",
+		"/v1/completions", "/anthropic/v1/messages":
 		return true
 	}
 	return false

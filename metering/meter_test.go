@@ -30,6 +30,7 @@ func TestIsMetered(t *testing.T) {
 		{"POST", "/chat/completions", true},
 		{"POST", "/v1/chat/completions", true},
 		{"POST", "/beta/completions", true},
+		{"POST", "/v1/beta/completions", true},
 		{"POST", "/v1/completions", true},
 		{"GET", "/chat/completions", false},
 		{"POST", "/chat/completions/", false},
