@@ -178,16 +178,18 @@ type Stats struct {
 
 // DayStats is one UTC day of Stats.
 type DayStats struct {
-	Day   string // YYYY-MM-DD, UTC
-	Calls int64
-	Cost  pricing.Amounts
+	Day           string // YYYY-MM-DD, UTC
+	Calls         int64
+	UnpricedCalls int64 // calls left out of Cost because no price matched
+	Cost          pricing.Amounts
 }
 
 // ModelStats is one served model of Stats.
 type ModelStats struct {
-	Model string
-	Calls int64
-	Cost  pricing.Amounts
+	Model         string
+	Calls         int64
+	UnpricedCalls int64 // calls left out of Cost because no price matched
+	Cost          pricing.Amounts
 }
 
 // ListQuery selects a page of records, newest first.
