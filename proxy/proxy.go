@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -304,16 +305,28 @@ func watchIdle(call *metering.Call, idle time.Duration, cancel context.CancelCau
 	}
 }
 
+// forwardingHeaders are the client's forwarding headers, which
+// httputil.ReverseProxy removes from the outbound request in Rewrite mode.
+var forwardingHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
 // rewrite points the outbound request at the upstream. SetURL replaces the
 // scheme and host, so an absolute-URI request line for another host still
-// goes only to the upstream. No X-Forwarded-* headers are added: the proxy
-// stays transparent.
+// goes only to the upstream. The proxy stays transparent: it adds no
+// forwarding headers and passes the client's own on unchanged.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.upstream)
+	for _, name := range forwardingHeaders {
+		if values, ok := pr.In.Header[name]; ok {
+			pr.Out.Header[name] = slices.Clone(values)
+		}
+	}
 }
 
-// modifyResponse hands the response head to the call and tees the body.
+// modifyResponse removes the upstream's own request id header, so the
+// client gets only the proxy's, then hands the response head to the call
+// and tees the body.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
+	resp.Header.Del(RequestIDHeader)
 	st, ok := resp.Request.Context().Value(callKey{}).(*callState)
 	if !ok {
 		return nil

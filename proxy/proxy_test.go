@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -189,6 +190,69 @@ func TestProxyForwardsRequestAndResponseUnchanged(t *testing.T) {
 	}
 	if rec.RequestData != chatBody {
 		t.Errorf("request_data: got %q", rec.RequestData)
+	}
+}
+
+// The client's forwarding headers reach the upstream unchanged, which
+// httputil's Rewrite mode would otherwise strip, and an upstream that
+// sends its own request id header does not give the client a second one.
+// Both hold for metered and unmetered paths.
+func TestProxyForwardingAndRequestIDHeaders(t *testing.T) {
+	forwarding := map[string][]string{
+		"Forwarded":         {"for=192.0.2.60;proto=https;by=203.0.113.43"},
+		"X-Forwarded-For":   {"192.0.2.60", "198.51.100.17"},
+		"X-Forwarded-Host":  {"api.example.com"},
+		"X-Forwarded-Proto": {"https"},
+	}
+	var mu sync.Mutex
+	var received http.Header
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		received = r.Header.Clone()
+		mu.Unlock()
+		w.Header().Set(RequestIDHeader, "upstream-id")
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, chatResponse)
+	}))
+	defer upstream.Close()
+	srv, sink := newTestProxy(t, upstream.URL, nil)
+
+	tests := []struct {
+		name, method, path, body string
+	}{
+		{"metered", http.MethodPost, "/chat/completions", chatBody},
+		{"unmetered", http.MethodGet, "/models", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
+			for name, values := range forwarding {
+				req.Header[name] = values
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+
+			mu.Lock()
+			got := received
+			mu.Unlock()
+			for name, want := range forwarding {
+				if !slices.Equal(got[name], want) {
+					t.Errorf("upstream got %s = %q, want %q", name, got[name], want)
+				}
+			}
+			ids := resp.Header.Values(RequestIDHeader)
+			if len(ids) != 1 || ids[0] == "upstream-id" {
+				t.Errorf("client got %s = %q, want only the proxy's id", RequestIDHeader, ids)
+			}
+		})
+	}
+	if rec := sink.wait(t, 1)[0]; !rec.Success {
+		t.Errorf("metered record: success = false (%q), want true", rec.ErrorMessage)
 	}
 }
 
