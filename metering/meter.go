@@ -128,6 +128,17 @@ func (m *Meter) Begin(id string, start time.Time, upstreamPath string, body []by
 	}
 }
 
+// BeginOverLimit is Begin for a request whose body the proxy stopped
+// reading at its limit: head holds the first limit bytes. The stored body
+// is always marked truncated, with a size of more than limit bytes,
+// because the real size is unknown.
+func (m *Meter) BeginOverLimit(id string, start time.Time, upstreamPath string, head []byte, limit int64, attr Attribution) *Call {
+	c := m.Begin(id, start, upstreamPath, head, attr)
+	c.req.data = storedHead(head, m.maxStored) + overLimitMarker(limit)
+	c.req.truncated = true
+	return c
+}
+
 // End describes how a call ended.
 type End struct {
 	// StatusCode is the status the client got: the upstream's, or the one

@@ -821,6 +821,34 @@ func TestCallRequestTruncated(t *testing.T) {
 	}
 }
 
+// TestCallOverLimit marks the stored body of a request the proxy stopped
+// reading at its limit with "more than" the limit, because its real size
+// is unknown, whether or not the head fits the storage cap.
+func TestCallOverLimit(t *testing.T) {
+	head := `{"model":"deepseek-chat","messages":[{"role":"user","content":"` + strings.Repeat("a", 100)
+	tests := []struct {
+		name      string
+		maxStored int
+		want      string
+	}{
+		{"head fits the storage cap", 4096, head + "…[truncated, original size more than 1024 bytes]"},
+		{"head cut at the storage cap", 32, head[:32] + "…[truncated, original size more than 1024 bytes]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newMeterEnv(t, Options{MaxStoredBody: tt.maxStored})
+			call := env.meter.BeginOverLimit("x", testStart, "/chat/completions", []byte(head), 1024, Attribution{})
+			rec := call.Finish(End{StatusCode: 413})
+			if rec.RequestData != tt.want {
+				t.Errorf("request data = %q, want %q", rec.RequestData, tt.want)
+			}
+			if !rec.HasFlag(store.FlagRequestTruncated) {
+				t.Errorf("flags = %v, want request_truncated", rec.Flags)
+			}
+		})
+	}
+}
+
 // TestCallWriteDoesNotRetain overwrites each buffer right after Write, as
 // the proxy's copy loop does: the record must not change.
 func TestCallWriteDoesNotRetain(t *testing.T) {

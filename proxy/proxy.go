@@ -224,11 +224,14 @@ func (p *Proxy) forwardUnmetered(sw *statusWriter, r *http.Request, start time.T
 func (p *Proxy) forwardMetered(sw *statusWriter, r *http.Request, id string, start time.Time, attr metering.Attribution) {
 	body, err := readBody(r.Body, p.maxBody)
 	if err != nil {
-		call := p.meter.Begin(id, start, r.URL.Path, body, attr)
 		status, message := http.StatusBadRequest, "failed to read the request body"
+		var call *metering.Call
 		if errors.Is(err, errBodyTooLarge) {
 			status = http.StatusRequestEntityTooLarge
 			message = fmt.Sprintf("request body is larger than the proxy limit of %d bytes", p.maxBody)
+			call = p.meter.BeginOverLimit(id, start, r.URL.Path, body, p.maxBody, attr)
+		} else {
+			call = p.meter.Begin(id, start, r.URL.Path, body, attr)
 		}
 		aborted := r.Context().Err() != nil
 		if !aborted {

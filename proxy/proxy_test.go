@@ -458,6 +458,19 @@ func TestProxyRequestBodyTooLarge(t *testing.T) {
 	if rec.StatusCode != http.StatusRequestEntityTooLarge || rec.Success {
 		t.Errorf("record: status %d success %v", rec.StatusCode, rec.Success)
 	}
+	// The proxy stopped reading at the limit, so the record must not
+	// claim the limit as the body's size.
+	if want := strings.Repeat("a", 1024) + "…[truncated, original size more than 1024 bytes]"; rec.RequestData != want {
+		t.Errorf("request_data ends %q, want %q", tail(rec.RequestData, 60), tail(want, 60))
+	}
+	if !rec.HasFlag(store.FlagRequestTruncated) {
+		t.Errorf("flags = %v, want request_truncated", rec.Flags)
+	}
+}
+
+// tail returns the last n bytes of s, or s when it is shorter.
+func tail(s string, n int) string {
+	return s[max(len(s)-n, 0):]
 }
 
 // Paths that are not metered pass through, bodies and all, and leave no
