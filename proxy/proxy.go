@@ -597,32 +597,42 @@ func writeError(w http.ResponseWriter, status int, message string) {
 }
 
 // describeUpstreamError names the cause of a transport error in words a
-// client can act on.
+// client can act on. The text never contains the raw error of a
+// connection, which names the proxy's own addresses; the log has the full
+// error.
 func describeUpstreamError(err error) string {
 	var dnsErr *net.DNSError
 	var opErr *net.OpError
 	var certErr *tls.CertificateVerificationError
 	var unknownAuthority x509.UnknownAuthorityError
 	var recordErr tls.RecordHeaderError
+	var netErr net.Error
 	switch {
-	case errors.As(err, &certErr), errors.As(err, &unknownAuthority):
-		return "the upstream's TLS certificate is not trusted: " + err.Error()
+	case errors.As(err, &certErr):
+		return "the upstream's TLS certificate is not trusted: " + certErr.Error()
+	case errors.As(err, &unknownAuthority):
+		return "the upstream's TLS certificate is not trusted: " + unknownAuthority.Error()
 	case errors.As(err, &recordErr):
-		return "the TLS handshake with the upstream failed: " + err.Error()
+		return "the TLS handshake with the upstream failed: " + recordErr.Msg
 	case errors.As(err, &dnsErr):
-		return "DNS lookup of the upstream host failed: " + dnsErr.Error()
+		// DNSError.Error names the resolver's address, so only the host
+		// and the cause are given.
+		return "DNS lookup of the upstream host failed: " + dnsErr.Name + ": " + dnsErr.Err
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "timed out waiting for the upstream"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connecting to the upstream failed: connection refused"
 	case errors.As(err, &opErr) && opErr.Op == "dial":
-		return "connecting to the upstream failed: " + opErr.Err.Error()
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "the upstream closed the connection before sending a response"
+		return "connecting to the upstream failed"
 	case errors.Is(err, syscall.ECONNRESET):
 		return "the upstream reset the connection before sending a response"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, net.ErrClosed), errors.Is(err, syscall.EPIPE):
+		return "the upstream closed the connection before sending a response"
+	case errors.As(err, &opErr):
+		return "the connection to the upstream failed"
 	}
-	var netErr net.Error
-	if errors.As(err, &netErr) && netErr.Timeout() {
-		return "timed out waiting for the upstream"
-	}
-	return err.Error()
+	return "the upstream request failed"
 }
 
 func newUUID() string {

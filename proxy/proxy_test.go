@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -12,9 +13,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -623,6 +626,50 @@ func TestProxyUpstreamUnreachableCauses(t *testing.T) {
 			}
 			if rec.ErrorMessage == "" || rec.RequestData != chatBody {
 				t.Errorf("record error %q request %q, want the cause and the request", rec.ErrorMessage, rec.RequestData)
+			}
+		})
+	}
+}
+
+// TestDescribeUpstreamError maps transport errors to sentences without the
+// raw error text, which names the proxy's own addresses, and falls back to
+// a generic sentence for an error it does not know.
+func TestDescribeUpstreamError(t *testing.T) {
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 56444}
+	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 19090}
+	opErr := func(op string, err error) error {
+		return &net.OpError{Op: op, Net: "tcp", Source: local, Addr: remote, Err: err}
+	}
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"write on closed connection", opErr("readfrom", opErr("write", net.ErrClosed)),
+			"the upstream closed the connection before sending a response"},
+		{"broken pipe", opErr("write", os.NewSyscallError("write", syscall.EPIPE)),
+			"the upstream closed the connection before sending a response"},
+		{"reset", opErr("read", os.NewSyscallError("read", syscall.ECONNRESET)),
+			"the upstream reset the connection before sending a response"},
+		{"refused", opErr("dial", os.NewSyscallError("connect", syscall.ECONNREFUSED)),
+			"connecting to the upstream failed: connection refused"},
+		{"other dial error", opErr("dial", errors.New("socket: too many open files")),
+			"connecting to the upstream failed"},
+		{"other connection error", opErr("read", errors.New("no buffer space available at 127.0.0.1:56444")),
+			"the connection to the upstream failed"},
+		{"DNS failure", &net.DNSError{Err: "no such host", Name: "api.example.invalid", Server: "127.0.0.53:53", IsNotFound: true},
+			"DNS lookup of the upstream host failed: api.example.invalid: no such host"},
+		{"unknown error", fmt.Errorf("proxy state at 127.0.0.1:56444: %w", errors.New("odd")),
+			"the upstream request failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := describeUpstreamError(tt.err)
+			if got != tt.want {
+				t.Errorf("describeUpstreamError(%q) = %q, want %q", tt.err, got, tt.want)
+			}
+			if strings.Contains(got, "127.0.0") {
+				t.Errorf("describeUpstreamError(%q) = %q, want no address", tt.err, got)
 			}
 		})
 	}
