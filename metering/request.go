@@ -44,7 +44,11 @@ func parseRequest(body []byte, maxStored int) requestInfo {
 	root := gjson.ParseBytes(trimmed)
 	info.model = cleanField(root.Get("model").String())
 	info.stream = root.Get("stream").Type == gjson.True
-	info.user = cleanField(root.Get("user").String())
+	// Only a string user is an id. gjson's String would return the raw
+	// JSON text of an object or a number.
+	if user := root.Get("user"); user.Type == gjson.String {
+		info.user = cleanField(user.Str)
+	}
 	if msg := messageText(root); msg != "" {
 		info.message = msg
 	}
