@@ -144,6 +144,10 @@ func decodeBalance(body io.Reader) (pricing.Money, error) {
 			return 0, err
 		case errors.Is(err, io.EOF):
 			return 0, errors.New(`request body is empty: send a JSON object such as {"balance": 25.0}`)
+		case errors.As(err, new(*json.UnmarshalTypeError)):
+			// The decoder's message names a Go struct type, which means
+			// nothing to the client.
+			return 0, errors.New(`invalid request body: request body must be a JSON object such as {"balance": 25.0}`)
 		default:
 			return 0, fmt.Errorf(`invalid request body: %s: send a JSON object such as {"balance": 25.0}`, strings.TrimPrefix(err.Error(), "json: "))
 		}
