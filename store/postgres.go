@@ -262,9 +262,16 @@ ON CONFLICT (id) DO UPDATE SET balance = excluded.balance, currency = excluded.c
 	return nil
 }
 
+// Ping checks that the database answers and that the api_usage table can
+// be read, which fails once the database was recreated empty.
 func (s *postgresStore) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("ping Postgres: %w", err)
+	}
+	var one int
+	err := s.pool.QueryRow(ctx, "SELECT 1 FROM api_usage LIMIT 1").Scan(&one)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("ping Postgres: read api_usage: %w", err)
 	}
 	return nil
 }

@@ -228,7 +228,9 @@ type Store interface {
 	// SetBalance replaces the balance and sets UpdatedAt to b.UpdatedAt.
 	SetBalance(ctx context.Context, b Balance) error
 
-	// Ping checks that the database answers.
+	// Ping checks that the database answers and that the api_usage table
+	// can be read. The SQLite store also fails when its file was deleted
+	// or replaced since Open.
 	Ping(ctx context.Context) error
 
 	// Close releases the connections.
