@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"runtime"
 	"strings"
@@ -620,6 +621,21 @@ func TestCallUnpriced(t *testing.T) {
 	}
 	if got := counterValue(t, reg, "deepmeter_unpriced_calls_total", map[string]string{"model": "mystery-model"}); got != 3 {
 		t.Errorf("unpriced_calls_total{model=mystery-model} = %v, want 3", got)
+	}
+}
+
+// TestEstimateBounded caps an estimate at maxTokenCount in total, as
+// reported usage is, so no record can overflow the stores' token sums.
+func TestEstimateBounded(t *testing.T) {
+	env := newMeterEnv(t, Options{})
+	call := env.meter.Begin("x", testStart, "/chat/completions", []byte(chatRequest("deepseek-chat", false)), Attribution{})
+	call.req.promptTokens = math.MaxInt64
+	u, ok := call.estimate(outcome{completionEstimate: math.MaxInt64}, false)
+	if !ok {
+		t.Fatal("estimate = false, want true")
+	}
+	if u.total > maxTokenCount || u.prompt+u.completion != u.total {
+		t.Errorf("estimate = %+v, want prompt + completion = total <= %d", u, int64(maxTokenCount))
 	}
 }
 

@@ -146,8 +146,11 @@ func (c *Call) estimate(out outcome, emptyAnswer bool) (usage, bool) {
 	if emptyAnswer {
 		return usage{}, false
 	}
-	u := usage{prompt: c.req.promptTokens, miss: c.req.promptTokens, completion: out.completionEstimate}
-	u.total = saturatingAdd(u.prompt, u.completion)
+	// The caps keep estimates within maxTokenCount like reported usage,
+	// which the stores' token sums rely on.
+	prompt := min(c.req.promptTokens, maxTokenCount/2)
+	u := usage{prompt: prompt, miss: prompt, completion: min(out.completionEstimate, maxTokenCount/2)}
+	u.total = u.prompt + u.completion
 	return u, u.total > 0
 }
 
