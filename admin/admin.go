@@ -189,7 +189,7 @@ func (s *server) routes(metrics http.Handler) *mux.Router {
 	r.Handle("/", http.RedirectHandler(dashboardPath, http.StatusFound)).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix(dashboardPath).Handler(dashboard()).Methods(http.MethodGet, http.MethodHead)
 
-	// HEAD is allowed wherever GET is, as HTTP expects; net/http drops
+	// HEAD is allowed wherever GET is, as HTTP expects. net/http drops
 	// the body of a HEAD response.
 	r.HandleFunc(usagePrefix+"/stats", s.getStats).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc(usagePrefix+"/daily-limit", s.getDailyLimit).Methods(http.MethodGet, http.MethodHead)

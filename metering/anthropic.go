@@ -15,7 +15,7 @@ type anthropicUsage struct {
 	input, cacheRead, cacheCreation, output int64
 
 	// hasInput and hasOutput are set once input_tokens and
-	// output_tokens arrived; invalid once any count was out of range.
+	// output_tokens arrived, and invalid once any count was out of range.
 	hasInput, hasOutput, invalid bool
 }
 

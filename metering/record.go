@@ -218,7 +218,7 @@ func errorText(s string) string {
 //
 // A call with an error status or without any usage costs exactly 0 and
 // is priced, in the currency of the model's price when one matches and
-// in USD otherwise, because DeepSeek bills no tokens for it. A 2xx call
+// in USD otherwise, because the upstream reports no tokens for it. A 2xx call
 // whose usage arrived, reported or estimated, is charged even when the
 // stream was cut later or the client left, because DeepSeek bills the
 // tokens it produced. Only such a call for a model without a price is

@@ -31,7 +31,7 @@ type usage struct {
 }
 
 // maxTokenCount bounds every token count of one call, the total
-// included; a usage over it is invalid. It is far above any real call,
+// included, and a usage over it is invalid. It is far above any real call,
 // and it keeps the stores' token sums within int64 for 8 million records
 // even if every one of them carries the maximum (8e6 * 2^40 < 2^63).
 const maxTokenCount = 1 << 40
@@ -106,7 +106,7 @@ func parseUsage(v gjson.Result) (usage, bool) {
 	return u, true
 }
 
-// tokenCount reads a token count: a JSON integer, or a string holding
+// tokenCount reads a token count: a JSON integer, or a string containing
 // one, from 0 to maxTokenCount. It returns 0 and false for anything else,
 // a missing value included.
 func tokenCount(v gjson.Result) (int64, bool) {

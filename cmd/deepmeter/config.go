@@ -320,7 +320,8 @@ func parseDailyLimit(v string) (pricing.Money, error) {
 	}
 }
 
-// isDigits reports whether s contains only ASCII digits; "" does.
+// isDigits reports whether s contains only ASCII digits, which is true
+// for "".
 func isDigits(s string) bool {
 	for _, r := range s {
 		if r < '0' || r > '9' {
