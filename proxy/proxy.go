@@ -235,6 +235,12 @@ func (p *Proxy) forwardMetered(sw *statusWriter, r *http.Request, id string, sta
 		}
 		aborted := r.Context().Err() != nil
 		if !aborted {
+			// The rest of the body is unread, so the connection cannot
+			// carry another request. Closing it also keeps net/http from
+			// reading the next request while its full-duplex body read
+			// is still pending, which panics with "invalid concurrent
+			// Body.Read call".
+			sw.Header().Set("Connection", "close")
 			writeError(sw, status, message)
 		}
 		call.Finish(metering.End{StatusCode: status, Err: fmt.Errorf("%s: %w", message, err), ClientAborted: aborted})
@@ -598,8 +604,8 @@ func writeError(w http.ResponseWriter, status int, message string) {
 
 // describeUpstreamError names the cause of a transport error in words a
 // client can act on. The text never contains the raw error of a
-// connection, which names the proxy's own addresses; the log has the full
-// error.
+// connection, because it names the proxy's own addresses. The log has the
+// full error.
 func describeUpstreamError(err error) string {
 	var dnsErr *net.DNSError
 	var opErr *net.OpError

@@ -471,6 +471,63 @@ func TestProxyRequestBodyTooLarge(t *testing.T) {
 	}
 }
 
+// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestProxyRequestBodyTooLargeClosesConnection sends oversized bodies
+// over keep-alive connections. The 413 must close the connection, because
+// the rest of the body is unread. Kept open, net/http read the next
+// request while the full-duplex body read was pending and panicked with
+// "invalid concurrent Body.Read call".
+func TestProxyRequestBodyTooLargeClosesConnection(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("oversized request reached the upstream")
+	}))
+	defer upstream.Close()
+	u, _ := url.Parse(upstream.URL)
+	meter := metering.NewMeter(testPrices(t), newRecordSink(), nil, nil, metering.Options{})
+	p, err := New(Config{Upstream: u, Meter: meter, MaxRequestBody: 1024})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	var serverLog lockedBuffer
+	srv := httptest.NewUnstartedServer(p)
+	srv.Config.ErrorLog = log.New(&serverLog, "", 0)
+	srv.Start()
+	defer srv.Close()
+
+	for i := 0; i < 20; i++ {
+		resp, err := http.Post(srv.URL+"/chat/completions", "application/json", bytes.NewReader(bytes.Repeat([]byte("a"), 4096)))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
+			t.Errorf("request %d: status %d, connection closed %v; want 413 and closed", i, resp.StatusCode, resp.Close)
+		}
+	}
+	srv.Close()
+	if got := serverLog.String(); strings.Contains(got, "panic") {
+		t.Errorf("server log has a panic, want none:\n%s", got)
+	}
+}
+
 // tail returns the last n bytes of s, or s when it is shorter.
 func tail(s string, n int) string {
 	return s[max(len(s)-n, 0):]
@@ -587,7 +644,11 @@ func TestProxyUpstreamUnreachableCauses(t *testing.T) {
 		{"connection refused", "http://" + closedAddr, "", "connecting to the upstream failed"},
 		{"DNS failure", "http://nonexistent.invalid", "", "DNS lookup of the upstream host failed"},
 		{"untrusted TLS certificate", tlsUpstream.URL, "", "the upstream's TLS certificate is not trusted"},
-		{"reset before the head", plainUpstream.URL, "reset=1", "the upstream reset the connection before sending a response"},
+		// A reset reaches the proxy as a reset, a broken pipe or a closed
+		// connection, depending on whether it was reading or writing, so
+		// either sentence is right here. TestDescribeUpstreamError checks
+		// each mapping.
+		{"reset before the head", plainUpstream.URL, "reset=1", "the connection before sending a response"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
