@@ -50,6 +50,7 @@ type stackOptions struct {
 	maxStoredBody int
 	idleTimeout   time.Duration
 	drain         bool
+	upstream      http.Handler // replaces the stand-in when set
 }
 
 func newStack(t *testing.T, databaseURL string) *stack {
@@ -70,7 +71,11 @@ func newStackWith(t *testing.T, databaseURL string, opts stackOptions) *stack {
 	t.Cleanup(func() { st.Close() })
 
 	s := &stack{store: st, metrics: prometheus.NewRegistry()}
-	s.upstream = httptest.NewServer(standin.New(standin.Options{}))
+	var upstream http.Handler = standin.New(standin.Options{})
+	if opts.upstream != nil {
+		upstream = opts.upstream
+	}
+	s.upstream = httptest.NewServer(upstream)
 	t.Cleanup(s.upstream.Close)
 
 	s.writer = metering.NewWriter(st, metering.WriterOptions{FlushInterval: 20 * time.Millisecond}, nil, nil)
