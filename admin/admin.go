@@ -218,15 +218,17 @@ func (s *server) routes(metrics http.Handler) *mux.Router {
 	r.Handle("/", http.RedirectHandler(dashboardPath, http.StatusFound)).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix(dashboardPath).Handler(dashboard()).Methods(http.MethodGet, http.MethodHead)
 
-	r.HandleFunc(usagePrefix+"/stats", s.getStats).Methods(http.MethodGet)
-	r.HandleFunc(usagePrefix+"/daily-limit", s.getDailyLimit).Methods(http.MethodGet)
+	// HEAD is allowed wherever GET is, as HTTP expects. net/http drops
+	// the body of a HEAD response.
+	r.HandleFunc(usagePrefix+"/stats", s.getStats).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(usagePrefix+"/daily-limit", s.getDailyLimit).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc(usagePrefix+"/daily-limit", s.setDailyLimit).Methods(http.MethodPost)
-	r.HandleFunc(usagePrefix+"/current-month", s.getCurrentMonth).Methods(http.MethodGet)
-	r.HandleFunc(usagePrefix+"/balance", s.getBalance).Methods(http.MethodGet)
+	r.HandleFunc(usagePrefix+"/current-month", s.getCurrentMonth).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(usagePrefix+"/balance", s.getBalance).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc(usagePrefix+"/balance", s.setBalance).Methods(http.MethodPost)
-	r.HandleFunc(usagePrefix+"/records", s.listRecords).Methods(http.MethodGet)
-	r.HandleFunc(usagePrefix+"/records/{id}", s.getRecord).Methods(http.MethodGet)
-	r.HandleFunc(apiPrefix+"/audit", s.listAudit).Methods(http.MethodGet)
+	r.HandleFunc(usagePrefix+"/records", s.listRecords).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(usagePrefix+"/records/{id}", s.getRecord).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc(apiPrefix+"/audit", s.listAudit).Methods(http.MethodGet, http.MethodHead)
 	addPprofRoutes(r)
 	return r
 }

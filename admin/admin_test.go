@@ -662,9 +662,9 @@ func TestRouting(t *testing.T) {
 		{name: "unknown route under prefix", method: http.MethodGet, path: "/api/admin/api-usage/nope", wantCode: http.StatusNotFound},
 		{name: "prefix itself", method: http.MethodGet, path: "/api/admin/api-usage", wantCode: http.StatusNotFound},
 		{name: "trailing slash", method: http.MethodGet, path: "/api/admin/api-usage/stats/", wantCode: http.StatusNotFound},
-		{name: "post stats", method: http.MethodPost, path: "/api/admin/api-usage/stats", wantCode: http.StatusMethodNotAllowed, wantAllow: "GET"},
-		{name: "delete balance", method: http.MethodDelete, path: "/api/admin/api-usage/balance", wantCode: http.StatusMethodNotAllowed, wantAllow: "GET, POST"},
-		{name: "put record", method: http.MethodPut, path: "/api/admin/api-usage/records/abc", wantCode: http.StatusMethodNotAllowed, wantAllow: "GET"},
+		{name: "post stats", method: http.MethodPost, path: "/api/admin/api-usage/stats", wantCode: http.StatusMethodNotAllowed, wantAllow: "GET, HEAD"},
+		{name: "delete balance", method: http.MethodDelete, path: "/api/admin/api-usage/balance", wantCode: http.StatusMethodNotAllowed, wantAllow: "GET, HEAD, POST"},
+		{name: "put record", method: http.MethodPut, path: "/api/admin/api-usage/records/abc", wantCode: http.StatusMethodNotAllowed, wantAllow: "GET, HEAD"},
 		{name: "post healthz", method: http.MethodPost, path: "/healthz", wantCode: http.StatusMethodNotAllowed, wantAllow: "GET, HEAD"},
 	}
 	for _, tt := range tests {
@@ -676,6 +676,36 @@ func TestRouting(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHeadOnGetRoutes sends HEAD to every admin GET route: each must
+// answer like GET without a body, as HTTP requires of any GET resource,
+// instead of 405.
+func TestHeadOnGetRoutes(t *testing.T) {
+	env := newTestEnv(t, nil)
+	for _, path := range []string{
+		"/api/admin/api-usage/stats",
+		"/api/admin/api-usage/daily-limit",
+		"/api/admin/api-usage/current-month",
+		"/api/admin/api-usage/balance",
+		"/api/admin/api-usage/records",
+	} {
+		t.Run(path, func(t *testing.T) {
+			resp := env.request(t, http.MethodHead, path, testToken, nil, nil)
+			if resp.status != http.StatusOK {
+				t.Errorf("HEAD status = %d, want 200", resp.status)
+			}
+			if len(resp.body) != 0 {
+				t.Errorf("HEAD body = %q, want none", resp.body)
+			}
+		})
+	}
+	t.Run("unknown record", func(t *testing.T) {
+		resp := env.request(t, http.MethodHead, "/api/admin/api-usage/records/nope", testToken, nil, nil)
+		if resp.status != http.StatusNotFound {
+			t.Errorf("HEAD status = %d, want 404", resp.status)
+		}
+	})
 }
 
 // TestStoreFailure checks that a failing store gives every read route a

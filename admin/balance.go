@@ -153,6 +153,10 @@ func decodeAmount(body io.Reader, field string) (pricing.Money, error) {
 			return 0, err
 		case errors.Is(err, io.EOF):
 			return 0, errors.New("request body is empty: " + example)
+		case errors.As(err, new(*json.UnmarshalTypeError)):
+			// The decoder's message names a Go type, which means nothing
+			// to the client.
+			return 0, fmt.Errorf("invalid request body: request body must be a JSON object such as {%q: 25.0}", field)
 		default:
 			return 0, fmt.Errorf("invalid request body: %s: %s", strings.TrimPrefix(err.Error(), "json: "), example)
 		}

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -158,8 +159,9 @@ func TestBalancePostRejected(t *testing.T) {
 		{name: "unknown field", body: `{"balance":25,"currency":"EUR"}`, wantStatus: 400, wantError: `unknown field "currency"`},
 		{name: "two objects", body: `{"balance":25} {"balance":26}`, wantStatus: 400, wantError: "unexpected data after the JSON object"},
 		{name: "trailing garbage", body: `{"balance":25}x`, wantStatus: 400, wantError: "unexpected data after the JSON object"},
-		{name: "array body", body: `[25]`, wantStatus: 400, wantError: "invalid request body"},
-		{name: "number body", body: `25`, wantStatus: 400, wantError: "invalid request body"},
+		{name: "array body", body: `[25]`, wantStatus: 400, wantError: `invalid request body: request body must be a JSON object such as {"balance": 25.0}`},
+		{name: "number body", body: `25`, wantStatus: 400, wantError: `invalid request body: request body must be a JSON object such as {"balance": 25.0}`},
+		{name: "string body", body: `"25"`, wantStatus: 400, wantError: `invalid request body: request body must be a JSON object such as {"balance": 25.0}`},
 		{name: "nan", body: `{"balance":NaN}`, wantStatus: 400, wantError: "invalid request body"},
 		{name: "hex", body: `{"balance":0x10}`, wantStatus: 400, wantError: "invalid request body"},
 		{name: "text content type", body: `{"balance":25}`, contentType: "text/plain", wantStatus: 415, wantError: `unsupported Content-Type "text/plain"`},
@@ -175,6 +177,9 @@ func TestBalancePostRejected(t *testing.T) {
 			resp.assertError(t, tt.wantStatus, tt.wantError)
 			if len(resp.body) > 1024 {
 				t.Errorf("error body is %d bytes; a long input must not be echoed in full", len(resp.body))
+			}
+			if bytes.Contains(resp.body, []byte("Go value")) || bytes.Contains(resp.body, []byte("struct")) {
+				t.Errorf("error body %s names a Go type, want a plain message", resp.body)
 			}
 		})
 	}

@@ -51,15 +51,22 @@ type dayCalls struct {
 	Calls int64  `json:"calls"`
 }
 
+// dayCost and modelCalls give Cost in the configured currency. Calls in
+// another currency appear only in CostsByCurrency, and calls without a
+// price are counted in UnpricedCalls, so neither reads as a free call.
 type dayCost struct {
-	Date string      `json:"date"`
-	Cost json.Number `json:"cost"`
+	Date            string                 `json:"date"`
+	Cost            json.Number            `json:"cost"`
+	UnpricedCalls   int64                  `json:"unpriced_calls"`
+	CostsByCurrency map[string]json.Number `json:"costs_by_currency,omitempty"`
 }
 
 type modelCalls struct {
-	Model string      `json:"model"`
-	Calls int64       `json:"calls"`
-	Cost  json.Number `json:"cost"`
+	Model           string                 `json:"model"`
+	Calls           int64                  `json:"calls"`
+	Cost            json.Number            `json:"cost"`
+	UnpricedCalls   int64                  `json:"unpriced_calls"`
+	CostsByCurrency map[string]json.Number `json:"costs_by_currency,omitempty"`
 }
 
 // getStats serves GET .../stats?days=N. Days without calls are left out of
@@ -113,10 +120,21 @@ func (s *server) getStats(w http.ResponseWriter, r *http.Request) {
 
 	for _, d := range st.Days {
 		view.CallsByDay = append(view.CallsByDay, dayCalls{Date: d.Day, Calls: d.Calls})
-		view.CostByDay = append(view.CostByDay, dayCost{Date: d.Day, Cost: amountNumber(d.Cost.Get(s.currency))})
+		view.CostByDay = append(view.CostByDay, dayCost{
+			Date:            d.Day,
+			Cost:            amountNumber(d.Cost.Get(s.currency)),
+			UnpricedCalls:   d.UnpricedCalls,
+			CostsByCurrency: s.costsByCurrency(d.Cost),
+		})
 	}
 	for _, m := range st.Models {
-		view.CallsByModel = append(view.CallsByModel, modelCalls{Model: m.Model, Calls: m.Calls, Cost: amountNumber(m.Cost.Get(s.currency))})
+		view.CallsByModel = append(view.CallsByModel, modelCalls{
+			Model:           m.Model,
+			Calls:           m.Calls,
+			Cost:            amountNumber(m.Cost.Get(s.currency)),
+			UnpricedCalls:   m.UnpricedCalls,
+			CostsByCurrency: s.costsByCurrency(m.Cost),
+		})
 	}
 	s.writeData(w, view)
 }

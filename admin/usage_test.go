@@ -14,7 +14,9 @@ import (
 
 // TestStatsExact checks every stats field against hand-computed values
 // over a mix of USD, CNY, unpriced, estimated and failed calls, including
-// a call exactly at the window start and one just before it.
+// a call exactly at the window start and one just before it. Per day and
+// per model, CNY costs and unpriced calls must show, or such a day or
+// model reads as free.
 func TestStatsExact(t *testing.T) {
 	env := newTestEnv(t, nil)
 
@@ -58,8 +60,13 @@ func TestStatsExact(t *testing.T) {
 		"avg_processing_time_ms":130.2,
 		"tokens":{"prompt":11600,"completion":1310,"total":12910,"cache_hit":9000,"cache_miss":2600,"reasoning":200},
 		"calls_by_day":[{"date":"2026-04-16","calls":1},{"date":"2026-05-14","calls":2},{"date":"2026-05-15","calls":2}],
-		"cost_by_day":[{"date":"2026-04-16","cost":0.000001},{"date":"2026-05-14","cost":0},{"date":"2026-05-15","cost":0.001498}],
-		"calls_by_model":[{"model":"deepseek-chat","calls":4,"cost":0.000757},{"model":"deepseek-reasoner","calls":1,"cost":0.000742}],
+		"cost_by_day":[
+			{"date":"2026-04-16","cost":0.000001,"unpriced_calls":0},
+			{"date":"2026-05-14","cost":0,"unpriced_calls":1,"costs_by_currency":{"CNY":0.005}},
+			{"date":"2026-05-15","cost":0.001498,"unpriced_calls":0}],
+		"calls_by_model":[
+			{"model":"deepseek-chat","calls":4,"cost":0.000757,"unpriced_calls":1,"costs_by_currency":{"USD":0.000757,"CNY":0.005}},
+			{"model":"deepseek-reasoner","calls":1,"cost":0.000742,"unpriced_calls":0}],
 		"costs_by_currency":{"USD":0.001499,"CNY":0.005}
 	}}`)
 }

@@ -13,6 +13,10 @@ import (
 // count in message_delta, so the parts are merged as they arrive.
 type anthropicUsage struct {
 	input, cacheRead, cacheCreation, output int64
+
+	// hasInput and hasOutput are set once input_tokens and
+	// output_tokens arrived, and invalid once any count was out of range.
+	hasInput, hasOutput, invalid bool
 }
 
 // isAnthropicUsage reports whether a usage object has Anthropic's shape
@@ -24,7 +28,8 @@ func isAnthropicUsage(v gjson.Result) bool {
 	return v.Get("input_tokens").Exists() || v.Get("output_tokens").Exists()
 }
 
-// merge sets the counts present in v and keeps the others.
+// merge sets the counts present in v and keeps the others. A count that
+// tokenCount rejects reads as 0 and marks the usage invalid.
 func (a *anthropicUsage) merge(v gjson.Result) {
 	for key, field := range map[string]*int64{
 		"input_tokens":                &a.input,
@@ -33,9 +38,13 @@ func (a *anthropicUsage) merge(v gjson.Result) {
 		"output_tokens":               &a.output,
 	} {
 		if x := v.Get(key); x.Exists() {
-			*field = tokenCount(x)
+			n, ok := tokenCount(x)
+			*field = n
+			a.invalid = a.invalid || !ok
 		}
 	}
+	a.hasInput = a.hasInput || v.Get("input_tokens").Exists()
+	a.hasOutput = a.hasOutput || v.Get("output_tokens").Exists()
 }
 
 // usage maps the counts to the usage a record stores. A cache write is
@@ -47,9 +56,11 @@ func (a anthropicUsage) usage() usage {
 		miss:       saturatingAdd(a.input, a.cacheCreation),
 		completion: a.output,
 		hasSplit:   true,
+		invalid:    a.invalid || !a.hasInput || !a.hasOutput,
 	}
 	u.prompt = saturatingAdd(u.hit, u.miss)
 	u.total = saturatingAdd(u.prompt, u.completion)
+	u.invalid = u.invalid || u.total > maxTokenCount
 	return u
 }
 

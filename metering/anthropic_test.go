@@ -38,10 +38,11 @@ func TestAnthropicUsageShape(t *testing.T) {
 	}{
 		{"with cache hits", `{"input_tokens":100,"cache_creation_input_tokens":0,"cache_read_input_tokens":128,"output_tokens":42}`,
 			usage{prompt: 228, completion: 42, total: 270, hit: 128, miss: 100, hasSplit: true}},
-		{"output only", `{"output_tokens":7}`, usage{completion: 7, total: 7, hasSplit: true}},
+		{"output only is invalid", `{"output_tokens":7}`, usage{completion: 7, total: 7, hasSplit: true, invalid: true}},
 		{"cache write counts as miss", `{"input_tokens":10,"cache_creation_input_tokens":5,"output_tokens":1}`,
 			usage{prompt: 15, completion: 1, total: 16, miss: 15, hasSplit: true}},
-		{"negative reads as zero", `{"input_tokens":-5,"output_tokens":3}`, usage{completion: 3, total: 3, hasSplit: true}},
+		{"negative is invalid", `{"input_tokens":-5,"output_tokens":3}`, usage{completion: 3, total: 3, hasSplit: true, invalid: true}},
+		{"above the bound is invalid", `{"input_tokens":9223372036854775807,"output_tokens":3}`, usage{completion: 3, total: 3, hasSplit: true, invalid: true}},
 		{"OpenAI shape wins", `{"prompt_tokens":10,"completion_tokens":2,"input_tokens":99}`, usage{prompt: 10, completion: 2, total: 12}},
 	}
 	for _, tt := range tests {

@@ -101,14 +101,15 @@ func NewMeter(prices *pricing.Table, sink Sink, logger *slog.Logger, reg prometh
 
 // IsMetered reports whether a request is a call the Meter records: a POST
 // to one of the completion paths or to the Anthropic-format messages
-// path, compared exactly.
+// path, compared exactly. DeepSeek also serves every path under /v1, so
+// the completion paths are listed under /v1 as well.
 func IsMetered(method, path string) bool {
 	if method != http.MethodPost {
 		return false
 	}
 	switch path {
-	case "/chat/completions", "/v1/chat/completions", "/beta/completions", "/v1/completions",
-		"/anthropic/v1/messages":
+	case "/chat/completions", "/v1/chat/completions", "/beta/completions", "/v1/beta/completions",
+		"/v1/completions", "/anthropic/v1/messages":
 		return true
 	}
 	return false
@@ -137,6 +138,17 @@ func (m *Meter) Begin(id string, start time.Time, upstreamPath string, body []by
 		req:          parseRequest(body, m.maxStored),
 		began:        time.Now(),
 	}
+}
+
+// BeginOverLimit is Begin for a request whose body the proxy stopped
+// reading at its limit: head holds the first limit bytes. The stored body
+// is always marked truncated, with a size of more than limit bytes,
+// because the real size is unknown.
+func (m *Meter) BeginOverLimit(id string, start time.Time, upstreamPath string, head []byte, limit int64, attr Attribution) *Call {
+	c := m.Begin(id, start, upstreamPath, head, attr)
+	c.req.data = storedHead(head, m.maxStored) + overLimitMarker(limit)
+	c.req.truncated = true
+	return c
 }
 
 // End describes how a call ended.

@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/deepmeter/deepmeter/pricing"
 	"github.com/deepmeter/deepmeter/store"
@@ -27,6 +31,7 @@ func TestIsMetered(t *testing.T) {
 		{"POST", "/chat/completions", true},
 		{"POST", "/v1/chat/completions", true},
 		{"POST", "/beta/completions", true},
+		{"POST", "/v1/beta/completions", true},
 		{"POST", "/v1/completions", true},
 		{"GET", "/chat/completions", false},
 		{"POST", "/chat/completions/", false},
@@ -619,15 +624,124 @@ func TestCallUnpriced(t *testing.T) {
 	}
 }
 
-// TestCallCostOverflow leaves a call with absurd token counts unpriced
-// instead of storing a wrapped-around cost.
-func TestCallCostOverflow(t *testing.T) {
+// TestEstimateBounded caps an estimate at maxTokenCount in total, as
+// reported usage is, so no record can overflow the stores' token sums.
+func TestEstimateBounded(t *testing.T) {
 	env := newMeterEnv(t, Options{})
-	huge := `{"prompt_tokens":9000000000000000000,"completion_tokens":9000000000000000000,"prompt_cache_hit_tokens":0,"prompt_cache_miss_tokens":9000000000000000000}`
-	rec := env.run("/chat/completions", chatRequest("deepseek-chat", false),
-		&response{status: 200, header: jsonHeader(), chunks: [][]byte{[]byte(chatCompletion("deepseek-chat", "ok", huge))}}, End{})
-	if rec.Priced || !rec.HasFlag(store.FlagUnpriced) {
-		t.Errorf("priced, flags = %v, %v; want unpriced", rec.Priced, rec.Flags)
+	call := env.meter.Begin("x", testStart, "/chat/completions", []byte(chatRequest("deepseek-chat", false)), Attribution{})
+	call.req.promptTokens = math.MaxInt64
+	u, ok := call.estimate(outcome{completionEstimate: math.MaxInt64}, false)
+	if !ok {
+		t.Fatal("estimate = false, want true")
+	}
+	if u.total > maxTokenCount || u.prompt+u.completion != u.total {
+		t.Errorf("estimate = %+v, want prompt + completion = total <= %d", u, int64(maxTokenCount))
+	}
+}
+
+// TestCallFailuresCostZero prices calls that failed with an error status
+// or got no usage at 0, in the currency of the model's price or USD, and
+// never as unpriced. Flagged unpriced, the proxy's own 502s and 413s
+// counted as calls with an unknown cost and logged "no price for model"
+// for the empty model.
+func TestCallFailuresCostZero(t *testing.T) {
+	tests := []struct {
+		name          string
+		req           string
+		resp          *response
+		end           End
+		wantCurrency  string
+		wantPriceFrom string
+	}{
+		{"upstream 400 for priced model", chatRequest("deepseek-chat", false),
+			&response{status: 400, header: jsonHeader(), chunks: [][]byte{[]byte(`{"error":{"message":"bad"}}`)}}, End{}, "USD", "deepseek-chat"},
+		{"upstream 400 for unknown model", chatRequest("made-up", false),
+			&response{status: 400, header: jsonHeader(), chunks: [][]byte{[]byte(`{"error":{"message":"Model Not Exist"}}`)}}, End{}, "USD", ""},
+		{"upstream 500 for CNY model", chatRequest("deepseek-cny", false),
+			&response{status: 500, header: jsonHeader()}, End{}, "CNY", "deepseek-cny"},
+		{"proxy 502 without response", chatRequest("deepseek-chat", false), nil,
+			End{StatusCode: 502, Err: errors.New("connection refused")}, "USD", "deepseek-chat"},
+		{"proxy 413 without model", `{"messages":[`, nil, End{StatusCode: 413}, "USD", ""},
+		{"client left before the head", chatRequest("made-up", false), nil, End{StatusCode: 499, ClientAborted: true}, "USD", ""},
+		{"empty 200 has no usage", chatRequest("made-up", false), &response{status: 200, header: jsonHeader()}, End{}, "USD", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			clock := &manualClock{now: testStart}
+			reg := prometheus.NewRegistry()
+			m := NewMeter(testPrices(t), nil, slog.New(slog.NewTextHandler(&logs, nil)), reg, Options{Now: clock.Now})
+			call := m.Begin("x", testStart, "/chat/completions", []byte(tt.req), Attribution{})
+			if tt.resp != nil {
+				call.Response(tt.resp.status, tt.resp.header)
+				for _, c := range tt.resp.chunks {
+					call.Write(c)
+				}
+			}
+			rec := call.Finish(tt.end)
+
+			if !rec.Priced || rec.Cost != 0 {
+				t.Errorf("priced, cost = %v, %s; want true, 0", rec.Priced, rec.Cost)
+			}
+			if rec.HasFlag(store.FlagUnpriced) {
+				t.Errorf("flags = %v, want no unpriced", rec.Flags)
+			}
+			if rec.Currency != tt.wantCurrency || rec.PriceModel != tt.wantPriceFrom {
+				t.Errorf("currency, price model = %q, %q; want %q, %q", rec.Currency, rec.PriceModel, tt.wantCurrency, tt.wantPriceFrom)
+			}
+			if strings.Contains(logs.String(), "no price") {
+				t.Errorf("logged a missing price:\n%s", logs.String())
+			}
+			if n := testutil.CollectAndCount(m.metrics.unpriced); n != 0 {
+				t.Errorf("unpriced_calls_total has %d series, want 0", n)
+			}
+		})
+	}
+}
+
+// TestCallInvalidUsage records a 2xx call whose usage is empty, negative
+// or absurd as failed with the usage_invalid flag and estimated tokens.
+// Taken as reported, such usage made a free success or overflowed the
+// stores' token sums, which broke the admin stats for good.
+func TestCallInvalidUsage(t *testing.T) {
+	tests := []struct {
+		name string
+		path string
+		req  string
+		body string
+	}{
+		{"empty usage", "/chat/completions", chatRequest("deepseek-chat", false), chatCompletion("deepseek-chat", "ok", `{}`)},
+		{"negative counts", "/chat/completions", chatRequest("deepseek-chat", false), chatCompletion("deepseek-chat", "ok", usageJSON(-5, -1, 0, 0))},
+		{"absurd counts", "/chat/completions", chatRequest("deepseek-chat", false),
+			chatCompletion("deepseek-chat", "ok", `{"prompt_tokens":9223372036854775807,"completion_tokens":9223372036854775807,"prompt_cache_hit_tokens":0,"prompt_cache_miss_tokens":9223372036854775807}`)},
+		{"anthropic without input", "/anthropic/v1/messages", chatRequest("deepseek-chat", false),
+			`{"id":"msg_1","type":"message","model":"deepseek-chat","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{"output_tokens":9223372036854775807}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newMeterEnv(t, Options{})
+			rec := env.run(tt.path, tt.req, &response{status: 200, header: jsonHeader(), chunks: [][]byte{[]byte(tt.body)}}, End{})
+			if rec.Success {
+				t.Errorf("success = true, want false")
+			}
+			if !rec.HasFlag(store.FlagUsageInvalid) || rec.HasFlag(store.FlagUsageMissing) {
+				t.Errorf("flags = %v, want usage_invalid without usage_missing", rec.Flags)
+			}
+			if rec.UsageSource != store.UsageEstimated {
+				t.Errorf("usage source = %q, want %q", rec.UsageSource, store.UsageEstimated)
+			}
+			if rec.ErrorMessage != msgInvalidUsage {
+				t.Errorf("error message = %q, want %q", rec.ErrorMessage, msgInvalidUsage)
+			}
+			for _, n := range []int64{rec.PromptTokens, rec.CompletionTokens, rec.TotalTokens, rec.PromptCacheHitTokens, rec.PromptCacheMissTokens, rec.ReasoningTokens} {
+				if n < 0 || n > maxTokenCount {
+					t.Errorf("token count %d out of 0..%d", n, maxTokenCount)
+				}
+			}
+			if !rec.Priced {
+				t.Errorf("priced = false (flags %v), want the estimate priced", rec.Flags)
+			}
+		})
 	}
 }
 
@@ -720,6 +834,34 @@ func TestCallRequestTruncated(t *testing.T) {
 	}
 	if rec.Message != strings.Repeat("a", 100) {
 		t.Errorf("message = %q, want 100 a's read from the whole body", rec.Message)
+	}
+}
+
+// TestCallOverLimit marks the stored body of a request the proxy stopped
+// reading at its limit with "more than" the limit, because its real size
+// is unknown, whether or not the head fits the storage cap.
+func TestCallOverLimit(t *testing.T) {
+	head := `{"model":"deepseek-chat","messages":[{"role":"user","content":"` + strings.Repeat("a", 100)
+	tests := []struct {
+		name      string
+		maxStored int
+		want      string
+	}{
+		{"head fits the storage cap", 4096, head + "…[truncated, original size more than 1024 bytes]"},
+		{"head cut at the storage cap", 32, head[:32] + "…[truncated, original size more than 1024 bytes]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newMeterEnv(t, Options{MaxStoredBody: tt.maxStored})
+			call := env.meter.BeginOverLimit("x", testStart, "/chat/completions", []byte(head), 1024, Attribution{})
+			rec := call.Finish(End{StatusCode: 413})
+			if rec.RequestData != tt.want {
+				t.Errorf("request data = %q, want %q", rec.RequestData, tt.want)
+			}
+			if !rec.HasFlag(store.FlagRequestTruncated) {
+				t.Errorf("flags = %v, want request_truncated", rec.Flags)
+			}
+		})
 	}
 }
 

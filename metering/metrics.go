@@ -101,8 +101,14 @@ func newMeterMetrics(reg prometheus.Registerer) *meterMetrics {
 
 // observe counts a finished record. ttfbKnown is false when no response
 // arrived, so there is no first byte to time.
+//
+// Only a call that succeeded or whose model has a price may take a new
+// model or page tab label value. Otherwise a client sending made-up model
+// names, which the upstream rejects, would take every label value and
+// leave real models counted as otherLabel until restart.
 func (mm *meterMetrics) observe(r *store.Record, ttfbKnown bool) {
-	mm.requests.WithLabelValues(mm.models.label(r.Model), statusClass(r.StatusCode), mm.pageTabs.label(r.PageTab)).Inc()
+	claim := r.Success || r.PriceModel != ""
+	mm.requests.WithLabelValues(mm.models.label(r.Model, claim), statusClass(r.StatusCode), mm.pageTabs.label(r.PageTab, claim)).Inc()
 
 	for _, t := range []struct {
 		kind  string
@@ -175,15 +181,16 @@ func newLabelSet(max int) *labelSet {
 	return &labelSet{max: max, seen: make(map[string]struct{})}
 }
 
-// label returns the label value to use for v.
-func (s *labelSet) label(v string) string {
+// label returns the label value to use for v. When claim is false, a
+// value not seen before becomes otherLabel without taking a slot.
+func (s *labelSet) label(v string, claim bool) string {
 	v = cutRunes(sanitize(v), maxLabelRunes)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.seen[v]; ok {
 		return v
 	}
-	if len(s.seen) >= s.max {
+	if !claim || len(s.seen) >= s.max {
 		return otherLabel
 	}
 	s.seen[v] = struct{}{}

@@ -155,14 +155,17 @@ func TestMeterMetricsHistograms(t *testing.T) {
 }
 
 // TestMeterMetricsLabelBounds sends more distinct models and page tabs
-// than the label bound: the series count must stop growing, so a client
-// cannot blow up the metrics store.
+// than the label bound in successful calls: the series count must stop
+// growing, so a client cannot blow up the metrics store.
 func TestMeterMetricsLabelBounds(t *testing.T) {
 	env := newMeterEnv(t, Options{})
 	for i := 0; i < maxLabelValues+50; i++ {
+		model := fmt.Sprintf("model-%d", i)
 		call := env.meter.Begin(fmt.Sprint(i), testStart, "/chat/completions",
-			[]byte(chatRequest(fmt.Sprintf("model-%d", i), false)), Attribution{PageTab: fmt.Sprintf("tab-%d", i)})
-		call.Finish(End{StatusCode: 400})
+			[]byte(chatRequest(model, false)), Attribution{PageTab: fmt.Sprintf("tab-%d", i)})
+		call.Response(200, jsonHeader())
+		call.Write([]byte(chatCompletion(model, "ok", usageJSON(10, 10, 0, 10))))
+		call.Finish(End{})
 	}
 	if n := testutil.CollectAndCount(env.meter.metrics.requests); n > maxLabelValues+1 {
 		t.Errorf("requests_total has %d series, want at most %d", n, maxLabelValues+1)
@@ -174,8 +177,45 @@ func TestMeterMetricsLabelBounds(t *testing.T) {
 		t.Errorf("unpriced_calls_total{model=other} = %v, want 50", got)
 	}
 	if got := counterValue(t, env.reg, "deepmeter_requests_total",
-		map[string]string{"model": otherLabel, "status_class": "4xx", "page_tab": otherLabel}); got != 50 {
+		map[string]string{"model": otherLabel, "status_class": "2xx", "page_tab": otherLabel}); got != 50 {
 		t.Errorf("requests_total{model=other,page_tab=other} = %v, want 50", got)
+	}
+}
+
+// TestMeterMetricsFailedCallsKeepSlots sends more made-up model names and
+// page tabs than the label bound in calls the upstream rejects, then real
+// calls: the rejected calls must not take label values, or the real
+// models would be counted as "other" until restart.
+func TestMeterMetricsFailedCallsKeepSlots(t *testing.T) {
+	env := newMeterEnv(t, Options{})
+	for i := 0; i < maxLabelValues+30; i++ {
+		call := env.meter.Begin(fmt.Sprint(i), testStart, "/chat/completions",
+			[]byte(chatRequest(fmt.Sprintf("made-up-%d", i), false)), Attribution{PageTab: fmt.Sprintf("tab-%d", i)})
+		call.Finish(End{StatusCode: 400})
+	}
+	rec := env.run("/chat/completions", chatRequest("deepseek-chat", false),
+		&response{status: 200, header: jsonHeader(), chunks: [][]byte{[]byte(chatCompletion("deepseek-chat", "ok", usageJSON(10, 10, 0, 10)))}}, End{})
+	if !rec.Success {
+		t.Fatalf("success = false (%q), want true", rec.ErrorMessage)
+	}
+	env.meter.Begin("priced-failure", testStart, "/chat/completions",
+		[]byte(chatRequest("deepseek-reasoner", false)), Attribution{}).Finish(End{StatusCode: 400})
+
+	tests := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"made-up models share other", map[string]string{"model": otherLabel, "status_class": "4xx", "page_tab": otherLabel}, maxLabelValues + 30},
+		{"real model keeps its label", map[string]string{"model": "deepseek-chat", "status_class": "2xx", "page_tab": ""}, 1},
+		{"failed call of a priced model keeps its label", map[string]string{"model": "deepseek-reasoner", "status_class": "4xx", "page_tab": ""}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := counterValue(t, env.reg, "deepmeter_requests_total", tt.labels); got != tt.want {
+				t.Errorf("requests_total%v = %v, want %v", tt.labels, got, tt.want)
+			}
+		})
 	}
 }
 

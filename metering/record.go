@@ -16,6 +16,7 @@ const (
 	msgEmptyResponse = "empty response"
 	msgStreamCut     = "stream ended before the final chunk"
 	msgNoUsage       = "response has no usage"
+	msgInvalidUsage  = "response usage is invalid: prompt or completion tokens missing, negative or too large"
 	msgNotJSON       = "response body is not valid JSON"
 	msgClientAborted = "client closed the connection before the response ended"
 	msgTimedOut      = "upstream timed out"
@@ -100,7 +101,7 @@ func (c *Call) buildRecord(end End, finishedAt time.Time, decodeErr error) (stor
 	okStatus := !failedStatus && r.StatusCode >= 200 && r.StatusCode < 300
 	var priced usage
 	switch {
-	case out.hasUsage && okStatus:
+	case out.hasUsage && !out.usage.invalid && okStatus:
 		priced = out.usage
 		r.UsageSource = store.UsageReported
 		r.PromptTokens = out.usage.prompt
@@ -113,7 +114,11 @@ func (c *Call) buildRecord(end End, finishedAt time.Time, decodeErr error) (stor
 			flags = append(flags, store.FlagUsageMismatch)
 		}
 	case okStatus:
-		flags = append(flags, store.FlagUsageMissing)
+		if out.hasUsage {
+			flags = append(flags, store.FlagUsageInvalid)
+		} else {
+			flags = append(flags, store.FlagUsageMissing)
+		}
 		if est, ok := c.estimate(out, out.empty && !cut && !decodeFailed); ok {
 			priced = est
 			r.UsageSource = store.UsageEstimated
@@ -124,7 +129,7 @@ func (c *Call) buildRecord(end End, finishedAt time.Time, decodeErr error) (stor
 		}
 	}
 
-	r.Success = okStatus && !cut && !decodeFailed && out.hasUsage && out.complete && out.errMsg == ""
+	r.Success = okStatus && !cut && !decodeFailed && out.hasUsage && !out.usage.invalid && out.complete && out.errMsg == ""
 	if !r.Success {
 		r.ErrorMessage = errorText(failureReason(c, end, out, failedStatus, decodeErr))
 	}
@@ -145,8 +150,11 @@ func (c *Call) estimate(out outcome, emptyAnswer bool) (usage, bool) {
 	if emptyAnswer {
 		return usage{}, false
 	}
-	u := usage{prompt: c.req.promptTokens, miss: c.req.promptTokens, completion: out.completionEstimate}
-	u.total = saturatingAdd(u.prompt, u.completion)
+	// The caps keep estimates within maxTokenCount like reported usage,
+	// which the stores' token sums rely on.
+	prompt := min(c.req.promptTokens, maxTokenCount/2)
+	u := usage{prompt: prompt, miss: prompt, completion: min(out.completionEstimate, maxTokenCount/2)}
+	u.total = u.prompt + u.completion
 	return u, u.total > 0
 }
 
@@ -193,6 +201,8 @@ func failureReason(c *Call, end End, out outcome, failedStatus bool, decodeErr e
 		return msgStreamCut
 	case !out.hasUsage:
 		return msgNoUsage
+	case out.usage.invalid:
+		return msgInvalidUsage
 	}
 	return statusText(end.StatusCode)
 }
@@ -206,8 +216,25 @@ func errorText(s string) string {
 
 // price sets the cost fields of r from the served model's price at the
 // call's start, falling back to the requested model's price.
+//
+// A call with an error status or without any usage costs exactly 0 and
+// is priced, in the currency of the model's price when one matches and
+// in USD otherwise, because the upstream reports no tokens for it. A 2xx call
+// whose usage arrived, reported or estimated, is charged even when the
+// stream was cut later or the client left, because DeepSeek bills the
+// tokens it produced. Only such a call for a model without a price is
+// unpriced.
 func (m *Meter) price(r *store.Record, u usage) {
 	price, ok := m.lookupPrice(r)
+	if r.StatusCode >= 400 || r.UsageSource == store.UsageNone {
+		r.Priced = true
+		r.Cost = 0
+		r.Currency = "USD"
+		if ok {
+			setPrice(r, price)
+		}
+		return
+	}
 	if !ok {
 		r.Flags = addFlag(r.Flags, store.FlagUnpriced)
 		m.noteUnpriced(r.Model)
@@ -223,12 +250,17 @@ func (m *Meter) price(r *store.Record, u usage) {
 	})
 	if err != nil {
 		r.Flags = addFlag(r.Flags, store.FlagUnpriced)
-		m.metrics.unpriced.WithLabelValues(m.metrics.unpricedModels.label(r.Model)).Inc()
+		m.metrics.unpriced.WithLabelValues(m.metrics.unpricedModels.label(r.Model, true)).Inc()
 		m.logger.Warn("cannot price call", "id", r.ID, "model", r.Model, "error", err)
 		return
 	}
 	r.Priced = true
 	r.Cost = cost
+	setPrice(r, price)
+}
+
+// setPrice copies the price entry's currency, model, start and rates to r.
+func setPrice(r *store.Record, price pricing.Price) {
 	r.Currency = price.Currency
 	r.PriceModel = price.Model
 	r.PriceEffectiveFrom = price.EffectiveFrom.UTC()
@@ -255,7 +287,7 @@ func (m *Meter) lookupPrice(r *store.Record) (pricing.Price, bool) {
 // noteUnpriced counts a call without a price and logs the model the first
 // time it is seen, up to maxWarnedModels models.
 func (m *Meter) noteUnpriced(model string) {
-	m.metrics.unpriced.WithLabelValues(m.metrics.unpricedModels.label(model)).Inc()
+	m.metrics.unpriced.WithLabelValues(m.metrics.unpricedModels.label(model, true)).Inc()
 
 	m.warnedMu.Lock()
 	_, seen := m.warned[model]

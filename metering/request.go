@@ -44,7 +44,11 @@ func parseRequest(body []byte, maxStored int) requestInfo {
 	root := gjson.ParseBytes(trimmed)
 	info.model = cleanField(root.Get("model").String())
 	info.stream = root.Get("stream").Type == gjson.True
-	info.user = cleanField(root.Get("user").String())
+	// Only a string user is an id. gjson's String would return the raw
+	// JSON text of an object or a number.
+	if user := root.Get("user"); user.Type == gjson.String {
+		info.user = cleanField(user.Str)
+	}
 	if msg := messageText(root); msg != "" {
 		info.message = msg
 	}
@@ -117,9 +121,21 @@ func storedBody(body []byte, maxStored int) (string, bool) {
 	return cutStored(body, int64(len(body)), maxStored), true
 }
 
+// overLimitMarker ends a stored request body that the proxy stopped
+// reading at its limit, so only a lower bound of its size is known.
+func overLimitMarker(limit int64) string {
+	return "…[truncated, original size more than " + strconv.FormatInt(limit, 10) + " bytes]"
+}
+
 // cutStored keeps the first maxStored bytes of head and adds the marker
 // with the original size.
 func cutStored(head []byte, size int64, maxStored int) string {
+	return storedHead(head, maxStored) + truncationMarker(size)
+}
+
+// storedHead returns the first maxStored bytes of head as stored text,
+// cut between UTF-8 sequences.
+func storedHead(head []byte, maxStored int) string {
 	if len(head) > maxStored {
 		head = head[:runeCut(head, maxStored)]
 	}
@@ -128,7 +144,7 @@ func cutStored(head []byte, size int64, maxStored int) string {
 		// Replacement characters for invalid bytes take three bytes each.
 		s = s[:runeCut([]byte(s), maxStored)]
 	}
-	return s + truncationMarker(size)
+	return s
 }
 
 // runeCut returns the largest n <= limit at which b can be cut without

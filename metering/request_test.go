@@ -46,7 +46,8 @@ func TestParseRequestMessage(t *testing.T) {
 }
 
 // TestParseRequestFields reads model, stream and user, which attribute
-// and price the call.
+// and price the call. A user that is not a string would otherwise be
+// stored as raw JSON text in user_id.
 func TestParseRequestFields(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -60,6 +61,9 @@ func TestParseRequestFields(t *testing.T) {
 		{"stream as string is not a stream", `{"stream":"true"}`, "", false, ""},
 		{"leading whitespace", "\n\n  {\"model\":\"m\"}", "m", false, ""},
 		{"not JSON", `nope`, "", false, ""},
+		{"user object is not an id", `{"model":"m","user":{"id":"u-1"}}`, "m", false, ""},
+		{"user number is not an id", `{"model":"m","user":12345}`, "m", false, ""},
+		{"user array is not an id", `{"model":"m","user":["u-1"]}`, "m", false, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package metering
 import (
 	"bytes"
 	"math"
+	"strconv"
 
 	"github.com/tidwall/gjson"
 )
@@ -23,7 +24,17 @@ type usage struct {
 	// prompt_cache_miss_tokens were both reported and do not add up to
 	// prompt_tokens.
 	mismatch bool
+	// invalid is set when the prompt or completion count is missing, or
+	// any count is not an integer from 0 to maxTokenCount. Such a usage
+	// is not taken as reported, and its invalid counts read as 0.
+	invalid bool
 }
+
+// maxTokenCount bounds every token count of one call, the total
+// included, and a usage over it is invalid. It is far above any real call,
+// and it keeps the stores' token sums within int64 for 8 million records
+// even if every one of them carries the maximum (8e6 * 2^40 < 2^63).
+const maxTokenCount = 1 << 40
 
 // parseUsage reads a usage object. It returns false when v is not an
 // object, such as the "usage": null of every chunk but the last.
@@ -31,8 +42,10 @@ type usage struct {
 // The cache split comes from the top-level prompt_cache_hit_tokens and
 // prompt_cache_miss_tokens. Only when neither is present does
 // prompt_tokens_details.cached_tokens give the hits, with the rest of the
-// prompt as misses. A negative count reads as 0. A usage object in
-// Anthropic's shape, without prompt_tokens, is mapped by anthropicUsage.
+// prompt as misses. A usage object in Anthropic's shape, without
+// prompt_tokens, is mapped by anthropicUsage. A usage without
+// prompt_tokens and completion_tokens, or with a count that tokenCount
+// rejects, is marked invalid.
 func parseUsage(v gjson.Result) (usage, bool) {
 	if !v.IsObject() {
 		return usage{}, false
@@ -42,34 +55,50 @@ func parseUsage(v gjson.Result) (usage, bool) {
 		a.merge(v)
 		return a.usage(), true
 	}
-	u := usage{
-		prompt:     tokenCount(v.Get("prompt_tokens")),
-		completion: tokenCount(v.Get("completion_tokens")),
-		reasoning:  tokenCount(v.Get("completion_tokens_details.reasoning_tokens")),
+
+	var u usage
+	// count reads an optional count and marks u invalid when it is
+	// present but out of range.
+	count := func(x gjson.Result) int64 {
+		n, ok := tokenCount(x)
+		if !ok && x.Exists() {
+			u.invalid = true
+		}
+		return n
 	}
+	prompt, completion := v.Get("prompt_tokens"), v.Get("completion_tokens")
+	if !prompt.Exists() || !completion.Exists() {
+		u.invalid = true
+	}
+	u.prompt = count(prompt)
+	u.completion = count(completion)
+	u.reasoning = count(v.Get("completion_tokens_details.reasoning_tokens"))
 	if total := v.Get("total_tokens"); total.Exists() {
-		u.total = tokenCount(total)
+		u.total = count(total)
 	} else {
-		u.total = saturatingAdd(u.prompt, u.completion)
+		u.total = u.prompt + u.completion
+		if u.total > maxTokenCount {
+			u.invalid = true
+		}
 	}
 
 	hit, miss := v.Get("prompt_cache_hit_tokens"), v.Get("prompt_cache_miss_tokens")
 	switch {
 	case hit.Exists() && miss.Exists():
-		u.hit, u.miss = tokenCount(hit), tokenCount(miss)
+		u.hit, u.miss = count(hit), count(miss)
 		u.hasSplit = true
-		u.mismatch = saturatingAdd(u.hit, u.miss) != u.prompt
+		u.mismatch = u.hit+u.miss != u.prompt
 	case hit.Exists():
-		u.hit = tokenCount(hit)
+		u.hit = count(hit)
 		u.miss = max(u.prompt-u.hit, 0)
 		u.hasSplit = true
 	case miss.Exists():
-		u.miss = tokenCount(miss)
+		u.miss = count(miss)
 		u.hit = max(u.prompt-u.miss, 0)
 		u.hasSplit = true
 	default:
 		if cached := v.Get("prompt_tokens_details.cached_tokens"); cached.Exists() {
-			u.hit = tokenCount(cached)
+			u.hit = count(cached)
 			u.miss = max(u.prompt-u.hit, 0)
 			u.hasSplit = true
 		}
@@ -77,13 +106,24 @@ func parseUsage(v gjson.Result) (usage, bool) {
 	return u, true
 }
 
-// tokenCount reads a token count, which is a JSON number; a numeric
-// string is accepted too. Anything else, and negative numbers, read as 0.
-func tokenCount(v gjson.Result) int64 {
-	if v.Type != gjson.Number && v.Type != gjson.String {
-		return 0
+// tokenCount reads a token count: a JSON integer, or a string containing
+// one, from 0 to maxTokenCount. It returns 0 and false for anything else,
+// a missing value included.
+func tokenCount(v gjson.Result) (int64, bool) {
+	var text string
+	switch v.Type {
+	case gjson.Number:
+		text = v.Raw
+	case gjson.String:
+		text = v.Str
+	default:
+		return 0, false
 	}
-	return max(v.Int(), 0)
+	n, err := strconv.ParseInt(text, 10, 64)
+	if err != nil || n < 0 || n > maxTokenCount {
+		return 0, false
+	}
+	return n, true
 }
 
 // saturatingAdd adds two non-negative counts, stopping at MaxInt64

@@ -1,7 +1,6 @@
 package metering
 
 import (
-	"math"
 	"strings"
 	"testing"
 
@@ -74,21 +73,51 @@ func TestParseUsage(t *testing.T) {
 			wantOK: true,
 		},
 		{
-			name:   "negative and non-numeric counts read as zero",
+			name:   "numeric string accepted",
+			json:   `{"prompt_tokens":"5","completion_tokens":7}`,
+			want:   usage{prompt: 5, completion: 7, total: 12},
+			wantOK: true,
+		},
+		{
+			name:   "negative and non-numeric counts are invalid",
 			json:   `{"prompt_tokens":-5,"completion_tokens":"7","total_tokens":true}`,
-			want:   usage{completion: 7},
+			want:   usage{completion: 7, invalid: true},
 			wantOK: true,
 		},
 		{
-			name:   "sums saturate instead of wrapping",
-			json:   `{"prompt_tokens":9223372036854775807,"completion_tokens":12,"prompt_cache_hit_tokens":9223372036854775807,"prompt_cache_miss_tokens":1}`,
-			want:   usage{prompt: math.MaxInt64, completion: 12, total: math.MaxInt64, hit: math.MaxInt64, miss: 1, hasSplit: true},
+			name:   "fractional count is invalid",
+			json:   `{"prompt_tokens":1.5,"completion_tokens":7}`,
+			want:   usage{completion: 7, total: 7, invalid: true},
 			wantOK: true,
 		},
 		{
-			name:   "empty object",
+			name:   "counts at the bound are valid",
+			json:   `{"prompt_tokens":1099511627776,"completion_tokens":0}`,
+			want:   usage{prompt: maxTokenCount, total: maxTokenCount},
+			wantOK: true,
+		},
+		{
+			name:   "total above the bound is invalid",
+			json:   `{"prompt_tokens":1099511627776,"completion_tokens":1}`,
+			want:   usage{prompt: maxTokenCount, completion: 1, total: maxTokenCount + 1, invalid: true},
+			wantOK: true,
+		},
+		{
+			name:   "counts above the bound are invalid",
+			json:   `{"prompt_tokens":9223372036854775807,"completion_tokens":12,"prompt_cache_hit_tokens":1099511627777,"prompt_cache_miss_tokens":1}`,
+			want:   usage{completion: 12, total: 12, miss: 1, hasSplit: true, mismatch: true, invalid: true},
+			wantOK: true,
+		},
+		{
+			name:   "missing completion is invalid",
+			json:   `{"prompt_tokens":10}`,
+			want:   usage{prompt: 10, total: 10, invalid: true},
+			wantOK: true,
+		},
+		{
+			name:   "empty object is invalid",
 			json:   `{}`,
-			want:   usage{},
+			want:   usage{invalid: true},
 			wantOK: true,
 		},
 		{name: "null", json: `null`},

@@ -32,6 +32,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -226,18 +227,22 @@ func (p *Proxy) forwardUnmetered(sw *statusWriter, r *http.Request, start time.T
 func (p *Proxy) forwardMetered(sw *statusWriter, r *http.Request, id string, start time.Time, attr metering.Attribution) {
 	body, err := readBody(r.Body, p.maxBody)
 	if err != nil {
-		call := p.meter.Begin(id, start, r.URL.Path, body, attr)
 		status, message := http.StatusBadRequest, "failed to read the request body"
+		var call *metering.Call
 		if errors.Is(err, errBodyTooLarge) {
 			status = http.StatusRequestEntityTooLarge
 			message = fmt.Sprintf("request body is larger than the proxy limit of %d bytes", p.maxBody)
+			call = p.meter.BeginOverLimit(id, start, r.URL.Path, body, p.maxBody, attr)
+		} else {
+			call = p.meter.Begin(id, start, r.URL.Path, body, attr)
 		}
 		aborted := r.Context().Err() != nil
 		if !aborted {
-			// The rest of the body is never read, so the connection cannot
-			// carry another request. Closing it also avoids a panic in
-			// net/http (Go 1.26.8: "invalid concurrent Body.Read call")
-			// when a full-duplex handler returns with a large body unread.
+			// The rest of the body is unread, so the connection cannot
+			// carry another request. Closing it also keeps net/http from
+			// reading the next request while its full-duplex body read
+			// is still pending, which panics with "invalid concurrent
+			// Body.Read call".
 			sw.Header().Set("Connection", "close")
 			writeError(sw, status, message)
 		}
@@ -312,16 +317,28 @@ func watchIdle(call *metering.Call, idle time.Duration, cancel context.CancelCau
 	}
 }
 
+// forwardingHeaders are the client's forwarding headers, which
+// httputil.ReverseProxy removes from the outbound request in Rewrite mode.
+var forwardingHeaders = []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
 // rewrite points the outbound request at the upstream. SetURL replaces the
 // scheme and host, so an absolute-URI request line for another host still
-// goes only to the upstream. No X-Forwarded-* headers are added: the proxy
-// stays transparent.
+// goes only to the upstream. The proxy stays transparent: it adds no
+// forwarding headers and passes the client's own on unchanged.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.upstream)
+	for _, name := range forwardingHeaders {
+		if values, ok := pr.In.Header[name]; ok {
+			pr.Out.Header[name] = slices.Clone(values)
+		}
+	}
 }
 
-// modifyResponse hands the response head to the call and tees the body.
+// modifyResponse removes the upstream's own request id header, so the
+// client gets only the proxy's, then hands the response head to the call
+// and tees the body.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
+	resp.Header.Del(RequestIDHeader)
 	st, ok := resp.Request.Context().Value(callKey{}).(*callState)
 	if !ok {
 		return nil
@@ -591,32 +608,42 @@ func writeError(w http.ResponseWriter, status int, message string) {
 }
 
 // describeUpstreamError names the cause of a transport error in words a
-// client can act on.
+// client can act on. The text never contains the raw error of a
+// connection, because it names the proxy's own addresses. The log has the
+// full error.
 func describeUpstreamError(err error) string {
 	var dnsErr *net.DNSError
 	var opErr *net.OpError
 	var certErr *tls.CertificateVerificationError
 	var unknownAuthority x509.UnknownAuthorityError
 	var recordErr tls.RecordHeaderError
+	var netErr net.Error
 	switch {
-	case errors.As(err, &certErr), errors.As(err, &unknownAuthority):
-		return "the upstream's TLS certificate is not trusted: " + err.Error()
+	case errors.As(err, &certErr):
+		return "the upstream's TLS certificate is not trusted: " + certErr.Error()
+	case errors.As(err, &unknownAuthority):
+		return "the upstream's TLS certificate is not trusted: " + unknownAuthority.Error()
 	case errors.As(err, &recordErr):
-		return "the TLS handshake with the upstream failed: " + err.Error()
+		return "the TLS handshake with the upstream failed: " + recordErr.Msg
 	case errors.As(err, &dnsErr):
-		return "DNS lookup of the upstream host failed: " + dnsErr.Error()
+		// DNSError.Error names the resolver's address, so only the host
+		// and the cause are given.
+		return "DNS lookup of the upstream host failed: " + dnsErr.Name + ": " + dnsErr.Err
+	case errors.As(err, &netErr) && netErr.Timeout():
+		return "timed out waiting for the upstream"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connecting to the upstream failed: connection refused"
 	case errors.As(err, &opErr) && opErr.Op == "dial":
-		return "connecting to the upstream failed: " + opErr.Err.Error()
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "the upstream closed the connection before sending a response"
+		return "connecting to the upstream failed"
 	case errors.Is(err, syscall.ECONNRESET):
 		return "the upstream reset the connection before sending a response"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, net.ErrClosed), errors.Is(err, syscall.EPIPE):
+		return "the upstream closed the connection before sending a response"
+	case errors.As(err, &opErr):
+		return "the connection to the upstream failed"
 	}
-	var netErr net.Error
-	if errors.As(err, &netErr) && netErr.Timeout() {
-		return "timed out waiting for the upstream"
-	}
-	return err.Error()
+	return "the upstream request failed"
 }
 
 func newUUID() string {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -12,8 +13,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -189,6 +193,69 @@ func TestProxyForwardsRequestAndResponseUnchanged(t *testing.T) {
 	}
 	if rec.RequestData != chatBody {
 		t.Errorf("request_data: got %q", rec.RequestData)
+	}
+}
+
+// The client's forwarding headers reach the upstream unchanged, which
+// httputil's Rewrite mode would otherwise strip, and an upstream that
+// sends its own request id header does not give the client a second one.
+// Both hold for metered and unmetered paths.
+func TestProxyForwardingAndRequestIDHeaders(t *testing.T) {
+	forwarding := map[string][]string{
+		"Forwarded":         {"for=192.0.2.60;proto=https;by=203.0.113.43"},
+		"X-Forwarded-For":   {"192.0.2.60", "198.51.100.17"},
+		"X-Forwarded-Host":  {"api.example.com"},
+		"X-Forwarded-Proto": {"https"},
+	}
+	var mu sync.Mutex
+	var received http.Header
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		received = r.Header.Clone()
+		mu.Unlock()
+		w.Header().Set(RequestIDHeader, "upstream-id")
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, chatResponse)
+	}))
+	defer upstream.Close()
+	srv, sink := newTestProxy(t, upstream.URL, nil)
+
+	tests := []struct {
+		name, method, path, body string
+	}{
+		{"metered", http.MethodPost, "/chat/completions", chatBody},
+		{"unmetered", http.MethodGet, "/models", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
+			for name, values := range forwarding {
+				req.Header[name] = values
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+
+			mu.Lock()
+			got := received
+			mu.Unlock()
+			for name, want := range forwarding {
+				if !slices.Equal(got[name], want) {
+					t.Errorf("upstream got %s = %q, want %q", name, got[name], want)
+				}
+			}
+			ids := resp.Header.Values(RequestIDHeader)
+			if len(ids) != 1 || ids[0] == "upstream-id" {
+				t.Errorf("client got %s = %q, want only the proxy's id", RequestIDHeader, ids)
+			}
+		})
+	}
+	if rec := sink.wait(t, 1)[0]; !rec.Success {
+		t.Errorf("metered record: success = false (%q), want true", rec.ErrorMessage)
 	}
 }
 
@@ -394,6 +461,76 @@ func TestProxyRequestBodyTooLarge(t *testing.T) {
 	if rec.StatusCode != http.StatusRequestEntityTooLarge || rec.Success {
 		t.Errorf("record: status %d success %v", rec.StatusCode, rec.Success)
 	}
+	// The proxy stopped reading at the limit, so the record must not
+	// claim the limit as the body's size.
+	if want := strings.Repeat("a", 1024) + "…[truncated, original size more than 1024 bytes]"; rec.RequestData != want {
+		t.Errorf("request_data ends %q, want %q", tail(rec.RequestData, 60), tail(want, 60))
+	}
+	if !rec.HasFlag(store.FlagRequestTruncated) {
+		t.Errorf("flags = %v, want request_truncated", rec.Flags)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestProxyRequestBodyTooLargeClosesConnection sends oversized bodies
+// over keep-alive connections. The 413 must close the connection, because
+// the rest of the body is unread. Kept open, net/http read the next
+// request while the full-duplex body read was pending and panicked with
+// "invalid concurrent Body.Read call".
+func TestProxyRequestBodyTooLargeClosesConnection(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("oversized request reached the upstream")
+	}))
+	defer upstream.Close()
+	u, _ := url.Parse(upstream.URL)
+	meter := metering.NewMeter(testPrices(t), newRecordSink(), nil, nil, metering.Options{})
+	p, err := New(Config{Upstream: u, Meter: meter, MaxRequestBody: 1024})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	var serverLog lockedBuffer
+	srv := httptest.NewUnstartedServer(p)
+	srv.Config.ErrorLog = log.New(&serverLog, "", 0)
+	srv.Start()
+	defer srv.Close()
+
+	for i := 0; i < 20; i++ {
+		resp, err := http.Post(srv.URL+"/chat/completions", "application/json", bytes.NewReader(bytes.Repeat([]byte("a"), 4096)))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
+			t.Errorf("request %d: status %d, connection closed %v; want 413 and closed", i, resp.StatusCode, resp.Close)
+		}
+	}
+	srv.Close()
+	if got := serverLog.String(); strings.Contains(got, "panic") {
+		t.Errorf("server log has a panic, want none:\n%s", got)
+	}
+}
+
+// tail returns the last n bytes of s, or s when it is shorter.
+func tail(s string, n int) string {
+	return s[max(len(s)-n, 0):]
 }
 
 // Paths that are not metered pass through, bodies and all, and leave no
@@ -507,7 +644,11 @@ func TestProxyUpstreamUnreachableCauses(t *testing.T) {
 		{"connection refused", "http://" + closedAddr, "", "connecting to the upstream failed"},
 		{"DNS failure", "http://nonexistent.invalid", "", "DNS lookup of the upstream host failed"},
 		{"untrusted TLS certificate", tlsUpstream.URL, "", "the upstream's TLS certificate is not trusted"},
-		{"reset before the head", plainUpstream.URL, "reset=1", "the upstream reset the connection before sending a response"},
+		// A reset reaches the proxy as a reset, a broken pipe or a closed
+		// connection, depending on whether it was reading or writing, so
+		// either sentence is right here. TestDescribeUpstreamError checks
+		// each mapping.
+		{"reset before the head", plainUpstream.URL, "reset=1", "the connection before sending a response"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -620,5 +761,49 @@ func TestProxyBodyTooLargeKeepAlive(t *testing.T) {
 		if b.wantStatus == http.StatusRequestEntityTooLarge && !resp.Close {
 			t.Errorf("%s: connection kept open, want Connection: close", b.name)
 		}
+	}
+}
+
+// TestDescribeUpstreamError maps transport errors to sentences without the
+// raw error text, which names the proxy's own addresses, and falls back to
+// a generic sentence for an error it does not know.
+func TestDescribeUpstreamError(t *testing.T) {
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 56444}
+	remote := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 19090}
+	opErr := func(op string, err error) error {
+		return &net.OpError{Op: op, Net: "tcp", Source: local, Addr: remote, Err: err}
+	}
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"write on closed connection", opErr("readfrom", opErr("write", net.ErrClosed)),
+			"the upstream closed the connection before sending a response"},
+		{"broken pipe", opErr("write", os.NewSyscallError("write", syscall.EPIPE)),
+			"the upstream closed the connection before sending a response"},
+		{"reset", opErr("read", os.NewSyscallError("read", syscall.ECONNRESET)),
+			"the upstream reset the connection before sending a response"},
+		{"refused", opErr("dial", os.NewSyscallError("connect", syscall.ECONNREFUSED)),
+			"connecting to the upstream failed: connection refused"},
+		{"other dial error", opErr("dial", errors.New("socket: too many open files")),
+			"connecting to the upstream failed"},
+		{"other connection error", opErr("read", errors.New("no buffer space available at 127.0.0.1:56444")),
+			"the connection to the upstream failed"},
+		{"DNS failure", &net.DNSError{Err: "no such host", Name: "api.example.invalid", Server: "127.0.0.53:53", IsNotFound: true},
+			"DNS lookup of the upstream host failed: api.example.invalid: no such host"},
+		{"unknown error", fmt.Errorf("proxy state at 127.0.0.1:56444: %w", errors.New("odd")),
+			"the upstream request failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := describeUpstreamError(tt.err)
+			if got != tt.want {
+				t.Errorf("describeUpstreamError(%q) = %q, want %q", tt.err, got, tt.want)
+			}
+			if strings.Contains(got, "127.0.0") {
+				t.Errorf("describeUpstreamError(%q) = %q, want no address", tt.err, got)
+			}
+		})
 	}
 }

@@ -58,6 +58,8 @@ func buildStats(groups []statsGroup) Stats {
 		}
 		d.Calls += g.calls
 		m.Calls += g.calls
+		d.UnpricedCalls += g.unpriced
+		m.UnpricedCalls += g.unpriced
 
 		if g.cost != nil {
 			s.Cost.Add(g.currency, g.cost)

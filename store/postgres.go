@@ -133,6 +133,9 @@ func (s *postgresStore) copyDirect(ctx context.Context, rows [][]any) error {
 }
 
 func (s *postgresStore) Stats(ctx context.Context, since time.Time) (Stats, error) {
+	// The ::bigint casts of the token sums cannot overflow because the
+	// Meter stores at most 2^40 tokens per count and record, which allows
+	// 8 million records at that maximum.
 	const query = `
 SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), model, currency,
        count(*),
@@ -372,9 +375,16 @@ ORDER BY created_at DESC, id DESC LIMIT $1 OFFSET $2`, q.Limit, q.Offset)
 	return entries, total, nil
 }
 
+// Ping checks that the database answers and that the api_usage table can
+// be read, which fails once the database was recreated empty.
 func (s *postgresStore) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("ping Postgres: %w", err)
+	}
+	var one int
+	err := s.pool.QueryRow(ctx, "SELECT 1 FROM api_usage LIMIT 1").Scan(&one)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("ping Postgres: read api_usage: %w", err)
 	}
 	return nil
 }

@@ -200,3 +200,35 @@ func TestPostgresClosedStore(t *testing.T) {
 		t.Errorf("Insert after Close: got no error, want one")
 	}
 }
+
+// TestPostgresPingSchemaGone checks that Ping fails once the api_usage
+// table is gone, as after the database was recreated empty. A bare
+// connection ping still succeeds then, so /readyz stayed 200 while every
+// insert failed.
+func TestPostgresPingSchemaGone(t *testing.T) {
+	ctx := context.Background()
+	dbURL := testdb.PostgresURL(t)
+	if err := store.Migrate(ctx, dbURL); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	s, err := store.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping before: %v, want nil", err)
+	}
+
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "DROP TABLE api_usage CASCADE"); err != nil {
+		t.Fatalf("drop api_usage: %v", err)
+	}
+	if err := s.Ping(ctx); err == nil || !strings.Contains(err.Error(), "api_usage") {
+		t.Errorf("Ping after the table was dropped: got %v, want an error naming api_usage", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"time"
@@ -26,6 +27,12 @@ const sqliteBusyTimeout = 10 * time.Second
 type sqliteStore struct {
 	writer *sql.DB
 	reader *sql.DB
+
+	// path and file identify the database file as opened. Open
+	// connections keep using a file that was deleted or replaced, so Ping
+	// compares the file at path with file.
+	path string
+	file os.FileInfo
 }
 
 // sqliteDSN returns the modernc.org/sqlite data source name for path.
@@ -65,7 +72,19 @@ func openSQLite(ctx context.Context, path string) (*sqliteStore, error) {
 	reader.SetMaxOpenConns(readers)
 	reader.SetMaxIdleConns(readers)
 
-	return &sqliteStore{writer: writer, reader: reader}, nil
+	// The first connection creates the file when it does not exist yet.
+	if err := writer.PingContext(ctx); err != nil {
+		writer.Close()
+		reader.Close()
+		return nil, fmt.Errorf("open SQLite database %q: %w", path, err)
+	}
+	file, err := os.Stat(path)
+	if err != nil {
+		writer.Close()
+		reader.Close()
+		return nil, fmt.Errorf("open SQLite database %q: %w", path, err)
+	}
+	return &sqliteStore{writer: writer, reader: reader, path: path, file: file}, nil
 }
 
 // migrateSQLite runs the migrations through golang-migrate's sqlite driver
@@ -123,7 +142,9 @@ func (s *sqliteStore) Insert(ctx context.Context, records []Record) error {
 func (s *sqliteStore) Stats(ctx context.Context, since time.Time) (Stats, error) {
 	// The day is floor(created_at / microseconds per day); SQLite's integer
 	// division truncates toward zero, so times before 1970 need the ELSE.
-	// Costs are summed in two halves (see splitDivisor).
+	// Costs are summed in two halves (see splitDivisor). Token sums
+	// stay within int64 because the Meter stores at most 2^40 tokens per
+	// count and record, which allows 8 million records at that maximum.
 	const query = `
 SELECT CASE WHEN created_at >= 0 THEN created_at / 86400000000
             ELSE (created_at + 1) / 86400000000 - 1 END,
@@ -377,6 +398,30 @@ func (s *sqliteStore) Ping(ctx context.Context) error {
 	}
 	if err := s.reader.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping SQLite: %w", err)
+	}
+
+	// A deleted or replaced file still answers on the open connections,
+	// while new ones would open a file without the schema.
+	file, err := os.Stat(s.path)
+	if err != nil {
+		return fmt.Errorf("ping SQLite: database file: %w", err)
+	}
+	if !os.SameFile(file, s.file) {
+		return fmt.Errorf("ping SQLite: database file %q was replaced after it was opened", s.path)
+	}
+	if err := pingTable(ctx, s.reader); err != nil {
+		return fmt.Errorf("ping SQLite: %w", err)
+	}
+	return nil
+}
+
+// pingTable checks that the api_usage table can be read, which fails once
+// the schema is gone, as after the database was recreated empty.
+func pingTable(ctx context.Context, db *sql.DB) error {
+	var one int
+	err := db.QueryRowContext(ctx, "SELECT 1 FROM api_usage LIMIT 1").Scan(&one)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("read api_usage: %w", err)
 	}
 	return nil
 }

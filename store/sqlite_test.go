@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -104,5 +105,65 @@ func TestSQLiteFileSettings(t *testing.T) {
 	defer s2.Close()
 	if _, err := s2.Record(ctx, rec.ID); err != nil {
 		t.Errorf("Record after reopen: %v", err)
+	}
+}
+
+// TestSQLitePingSchemaGone checks that Ping fails once the database file
+// is deleted, replaced or loses its table. The open connections keep
+// answering on the old file, so without these checks /readyz stayed 200
+// while every insert failed.
+func TestSQLitePingSchemaGone(t *testing.T) {
+	removeFiles := func(t *testing.T, path string) {
+		t.Helper()
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			if err := os.Remove(path + suffix); err != nil && !os.IsNotExist(err) {
+				t.Fatalf("remove %s: %v", path+suffix, err)
+			}
+		}
+	}
+	tests := []struct {
+		name       string
+		breakStore func(t *testing.T, path string)
+	}{
+		{"file deleted", removeFiles},
+		{"file replaced by an empty database", func(t *testing.T, path string) {
+			removeFiles(t, path)
+			db, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec("CREATE TABLE other (x INTEGER)"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"table dropped", func(t *testing.T, path string) {
+			db, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Exec("DROP TABLE api_usage"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			dbURL := newSQLiteURL(t)
+			s, err := store.Open(ctx, dbURL)
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer s.Close()
+			if err := s.Ping(ctx); err != nil {
+				t.Fatalf("Ping before: %v, want nil", err)
+			}
+			tt.breakStore(t, strings.TrimPrefix(dbURL, "sqlite:"))
+			if err := s.Ping(ctx); err == nil {
+				t.Errorf("Ping after the %s: got nil, want an error", tt.name)
+			}
+		})
 	}
 }

@@ -54,6 +54,11 @@ const (
 	// FlagUsageMismatch: prompt_cache_hit_tokens + prompt_cache_miss_tokens
 	// differs from prompt_tokens in the upstream's usage.
 	FlagUsageMismatch = "usage_mismatch"
+	// FlagUsageInvalid: the response's usage object lacked prompt_tokens
+	// or completion_tokens (input_tokens or output_tokens in Anthropic's
+	// shape), or held a count that is not an integer from 0 to 2^40. The
+	// usage is treated as missing, so the tokens are estimated.
+	FlagUsageInvalid = "usage_invalid"
 	// FlagTimedOut: the upstream made no progress within the idle timeout.
 	FlagTimedOut = "timed_out"
 	// FlagDecodeFailed: the response body could not be decoded (gzip or
@@ -173,16 +178,18 @@ type Stats struct {
 
 // DayStats is one UTC day of Stats.
 type DayStats struct {
-	Day   string // YYYY-MM-DD, UTC
-	Calls int64
-	Cost  pricing.Amounts
+	Day           string // YYYY-MM-DD, UTC
+	Calls         int64
+	UnpricedCalls int64 // calls left out of Cost because no price matched
+	Cost          pricing.Amounts
 }
 
 // ModelStats is one served model of Stats.
 type ModelStats struct {
-	Model string
-	Calls int64
-	Cost  pricing.Amounts
+	Model         string
+	Calls         int64
+	UnpricedCalls int64 // calls left out of Cost because no price matched
+	Cost          pricing.Amounts
 }
 
 // ListQuery selects a page of records, newest first.
@@ -237,7 +244,9 @@ type Store interface {
 	// and the count of all entries.
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, int64, error)
 
-	// Ping checks that the database answers.
+	// Ping checks that the database answers and that the api_usage table
+	// can be read. The SQLite store also fails when its file was deleted
+	// or replaced since Open.
 	Ping(ctx context.Context) error
 
 	// Close releases the connections.

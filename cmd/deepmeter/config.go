@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/deepmeter/deepmeter/pricing"
 )
@@ -25,6 +27,7 @@ type config struct {
 	DatabaseURL    string
 	AdminToken     string
 	PricesFile     string
+	Prices         *pricing.Table // loaded from PricesFile; nil means the built-in table
 	DailyLimit     pricing.Money
 	MaxRequestBody int64
 	MaxStoredBody  int
@@ -137,7 +140,11 @@ func parseFlags(command string, opts []option, args []string, getenv func(string
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		// The flag package has printed the error and the usage already.
+		return nil, reportedError{err}
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q; deepmeter %s takes only flags (see --help)", fs.Arg(0), command)
@@ -155,6 +162,13 @@ func parseFlags(command string, opts []option, args []string, getenv func(string
 	}
 	return out, nil
 }
+
+// reportedError is an error already printed to the user, so the caller
+// must not print it again.
+type reportedError struct{ err error }
+
+func (e reportedError) Error() string { return e.err.Error() }
+func (e reportedError) Unwrap() error { return e.err }
 
 func lookupEnv(getenv func(string) string, name string) (string, bool) {
 	v := getenv(name)
@@ -202,18 +216,23 @@ func buildConfig(raw map[string]string) (*config, error) {
 			fail("admin-token", "the token is %d characters; use at least %d, for example the output of: openssl rand -hex 32", len(v), minAdminTokenLength)
 		case strings.TrimSpace(v) != v || strings.ContainsAny(v, " \t\r\n"):
 			fail("admin-token", "the token contains white space; use a token without spaces, for example the output of: openssl rand -hex 32")
+		case strings.ContainsFunc(v, unicode.IsControl):
+			// No HTTP client can send a control character in a header.
+			fail("admin-token", "the token contains control characters; use printable characters, for example the output of: openssl rand -hex 32")
 		}
 	}
-	if v, ok := raw["prices"]; ok {
+	if v, ok := raw["prices"]; ok && v != "" {
 		c.PricesFile = v
+		table, err := pricing.LoadFile(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("invalid --prices: %w", err))
+		}
+		c.Prices = table
 	}
 	if v, ok := raw["daily-limit-usd"]; ok {
-		m, err := pricing.ParseMoney(v)
-		switch {
-		case err != nil:
-			fail("daily-limit-usd", "%q is not a decimal amount; expected a number of USD such as 25 or 12.50", v)
-		case m < 0:
-			fail("daily-limit-usd", "%q is negative; expected 0 for no limit or a positive amount of USD", v)
+		m, err := parseDailyLimit(v)
+		if err != nil {
+			fail("daily-limit-usd", "%v", err)
 		}
 		c.DailyLimit = m
 	}
@@ -246,9 +265,13 @@ func buildConfig(raw map[string]string) (*config, error) {
 		c.ShutdownGrace = d
 	}
 	if v, ok := raw["log-level"]; ok {
-		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+		// slog.Level.UnmarshalText also takes offsets such as INFO+3,
+		// which the help text does not offer.
+		level, known := logLevels[strings.ToLower(v)]
+		if !known {
 			fail("log-level", "%q; expected debug, info, warn or error", v)
 		}
+		c.LogLevel = level
 	}
 	if v, ok := raw["log-format"]; ok {
 		c.LogFormat = v
@@ -344,6 +367,51 @@ func buildConfig(raw map[string]string) (*config, error) {
 	return c, nil
 }
 
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug,
+	"info":  slog.LevelInfo,
+	"warn":  slog.LevelWarn,
+	"error": slog.LevelError,
+}
+
+// maxDailyLimitUSD is the largest whole number of USD that Money holds.
+const maxDailyLimitUSD = math.MaxInt64 / pricing.MoneyScale
+
+// parseDailyLimit parses --daily-limit-usd: a non-negative decimal amount
+// of USD with at most 12 digits after the point, without spaces.
+func parseDailyLimit(v string) (pricing.Money, error) {
+	if strings.TrimSpace(v) != v {
+		return 0, fmt.Errorf("%q has leading or trailing spaces; expected a number of USD such as 25 or 12.50", v)
+	}
+	m, err := pricing.ParseMoney(v)
+	if err == nil && m < 0 {
+		return 0, fmt.Errorf("%q is negative; expected 0 for no limit or a positive amount of USD", v)
+	}
+	if err == nil {
+		return m, nil
+	}
+	whole, frac, _ := strings.Cut(strings.TrimPrefix(v, "+"), ".")
+	switch {
+	case !isDigits(whole) || !isDigits(frac) || whole+frac == "":
+		return 0, fmt.Errorf("%q is not a decimal amount; expected a number of USD such as 25 or 12.50", v)
+	case len(frac) > 12:
+		return 0, fmt.Errorf("%q has more than 12 digits after the decimal point; expected an amount of USD such as 12.50", v)
+	default:
+		return 0, fmt.Errorf("%q is out of range; expected at most %d USD", v, maxDailyLimitUSD)
+	}
+}
+
+// isDigits reports whether s contains only ASCII digits, which is true
+// for "".
+func isDigits(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // loadKeyPair loads a listener's certificate and key. Both empty means
 // plain HTTP and returns nil; one without the other is an error.
 func loadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
@@ -436,8 +504,14 @@ func checkDatabaseURL(v string) error {
 		}
 		return nil
 	case strings.HasPrefix(v, "sqlite:"):
-		if strings.TrimPrefix(v, "sqlite:") == "" {
+		path := strings.TrimPrefix(strings.TrimPrefix(v, "sqlite:"), "//")
+		switch {
+		case path == "":
 			return errors.New("the SQLite URL has no file path")
+		case path == ":memory:" || strings.HasPrefix(path, "file:"):
+			// The store rejects these too: each pooled connection would
+			// get its own in-memory database.
+			return fmt.Errorf("SQLite path %q is not supported, a file path such as sqlite:deepmeter.db is required", path)
 		}
 		return nil
 	default:

@@ -55,6 +55,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "version", "-version", "--version":
+		if len(rest) > 0 {
+			fmt.Fprintf(stderr, "deepmeter version: unexpected argument %q; it takes no arguments\n", rest[0])
+			return 2
+		}
 		fmt.Fprintln(stdout, "deepmeter", versionString())
 		return 0
 	case "serve", "migrate":
@@ -70,6 +74,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	raw, err := parseFlags(command, opts, rest, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
+	}
+	var reported reportedError
+	if errors.As(err, &reported) {
+		return 2
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "deepmeter %s: %v\n", command, err)

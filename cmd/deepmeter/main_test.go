@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -16,6 +17,10 @@ func envOf(vars map[string]string) func(string) string {
 // Every invalid value stops the program with a message naming the flag and
 // the expected form, and exit code 2.
 func TestRunRejectsInvalidFlags(t *testing.T) {
+	badPrices := filepath.Join(t.TempDir(), "prices.yaml")
+	if err := os.WriteFile(badPrices, []byte("not: [a price table"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		args []string
@@ -34,6 +39,15 @@ func TestRunRejectsInvalidFlags(t *testing.T) {
 		{"admin token with space", []string{"serve", "--admin-token", "0123456789abcdef 0123"}, nil, "invalid --admin-token"},
 		{"daily limit text", []string{"serve", "--daily-limit-usd", "lots"}, nil, "invalid --daily-limit-usd"},
 		{"daily limit negative", []string{"serve", "--daily-limit-usd", "-1"}, nil, "invalid --daily-limit-usd"},
+		{"daily limit out of range", []string{"serve", "--daily-limit-usd", "10000000"}, nil, `"10000000" is out of range; expected at most 9223372 USD`},
+		{"daily limit too precise", []string{"serve", "--daily-limit-usd", "0.0000000000001"}, nil, "more than 12 digits after the decimal point"},
+		{"daily limit with spaces", []string{"serve", "--daily-limit-usd", " 5"}, nil, "leading or trailing spaces"},
+		{"log level with offset", []string{"serve", "--log-level", "INFO+3"}, nil, "invalid --log-level"},
+		{"admin token with control character", []string{"serve", "--admin-token", "0123456789abcdef\x01"}, nil, "control characters"},
+		{"sqlite in memory", []string{"serve", "--database-url", "sqlite::memory:"}, nil, `SQLite path ":memory:" is not supported`},
+		{"sqlite file URI", []string{"migrate", "--database-url", "sqlite:file:x.db"}, nil, `SQLite path "file:x.db" is not supported`},
+		{"bad price file", []string{"serve", "--prices", badPrices}, nil, "invalid --prices"},
+		{"missing price file", []string{"serve", "--prices", "/nonexistent/prices.yaml"}, nil, "invalid --prices"},
 		{"shutdown grace", []string{"serve", "--shutdown-grace", "soon"}, nil, "invalid --shutdown-grace"},
 		{"log level", []string{"serve", "--log-level", "loud"}, nil, "invalid --log-level"},
 		{"log format", []string{"serve", "--log-format", "xml"}, nil, "invalid --log-format"},
@@ -118,6 +132,7 @@ func TestRunVersionAndHelp(t *testing.T) {
 		{[]string{"serve", "--help"}, 0, "DEEPMETER_ADMIN_TOKEN"},
 		{[]string{"migrate", "-h"}, 0, "DEEPMETER_DATABASE_URL"},
 		{nil, 2, "Usage:"},
+		{[]string{"version", "extra"}, 2, `unexpected argument "extra"`},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -163,7 +178,8 @@ func TestRunMigrateSQLite(t *testing.T) {
 	}
 }
 
-// A price file that does not parse stops serve before it listens.
+// A price file that does not parse stops serve before it listens, with
+// exit code 2 like any other invalid flag.
 func TestRunServeRejectsBadPriceFile(t *testing.T) {
 	dir := t.TempDir()
 	path := dir + "/prices.yaml"
@@ -173,8 +189,8 @@ func TestRunServeRejectsBadPriceFile(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"serve", "--prices", path, "--database-url", "sqlite:" + dir + "/s.db",
 		"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, envOf(nil), &stdout, &stderr)
-	if code != 1 {
-		t.Errorf("exit code %d, want 1", code)
+	if code != 2 {
+		t.Errorf("exit code %d, want 2", code)
 	}
 	if !strings.Contains(stderr.String(), "invalid --prices") {
 		t.Errorf("stderr %q does not name --prices", stderr.String())
@@ -243,6 +259,44 @@ func TestBuildConfigSecurity(t *testing.T) {
 			}
 			if got := c.storedBodyLimit(); got != tt.wantLimit {
 				t.Errorf("stored body limit = %d, want %d", got, tt.wantLimit)
+			}
+		})
+	}
+}
+
+// TestRunPrintsFlagErrorOnce checks that an unknown flag's error appears
+// once: the flag package prints it with the usage, and run must not print
+// it again.
+func TestRunPrintsFlagErrorOnce(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--nope"}, envOf(nil), &stdout, &stderr)
+	if code != 2 {
+		t.Errorf("exit code %d, want 2", code)
+	}
+	if n := strings.Count(stderr.String(), "flag provided but not defined"); n != 1 {
+		t.Errorf("error printed %d times, want once:\n%s", n, stderr.String())
+	}
+}
+
+// TestLogLevelNames accepts the four documented level names in any case.
+func TestLogLevelNames(t *testing.T) {
+	tests := []struct {
+		value string
+		want  slog.Level
+	}{
+		{"debug", slog.LevelDebug},
+		{"INFO", slog.LevelInfo},
+		{"Warn", slog.LevelWarn},
+		{"error", slog.LevelError},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			cfg, err := buildConfig(map[string]string{"log-level": tt.value})
+			if err != nil {
+				t.Fatalf("buildConfig: %v", err)
+			}
+			if cfg.LogLevel != tt.want {
+				t.Errorf("log level = %v, want %v", cfg.LogLevel, tt.want)
 			}
 		})
 	}
@@ -317,5 +371,15 @@ func TestSpoolDirDefault(t *testing.T) {
 				t.Errorf("SpoolDir = %q, want %q", cfg.SpoolDir, c.want)
 			}
 		})
+	}
+}
+
+// TestDailyLimitBounds accepts the largest whole amount and 12 decimal
+// places, the limits of Money.
+func TestDailyLimitBounds(t *testing.T) {
+	for _, v := range []string{"9223372", "0.000000000001", "25", "12.50"} {
+		if _, err := parseDailyLimit(v); err != nil {
+			t.Errorf("parseDailyLimit(%q) = %v, want no error", v, err)
+		}
 	}
 }

@@ -41,16 +41,14 @@ func migrate(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	return nil
 }
 
+// loadPrices returns the price table that buildConfig loaded, or the
+// built-in table.
 func loadPrices(cfg *config, logger *slog.Logger) (*pricing.Table, error) {
-	if cfg.PricesFile == "" {
+	if cfg.Prices == nil {
 		return pricing.Builtin(), nil
 	}
-	table, err := pricing.LoadFile(cfg.PricesFile)
-	if err != nil {
-		return nil, fmt.Errorf("invalid --prices: %w", err)
-	}
-	logger.Info("loaded price file", "path", cfg.PricesFile, "entries", len(table.Entries()))
-	return table, nil
+	logger.Info("loaded price file", "path", cfg.PricesFile, "entries", len(cfg.Prices.Entries()))
+	return cfg.Prices, nil
 }
 
 // openSpool opens cfg.SpoolDir and logs what an earlier process left in it.

@@ -7,12 +7,14 @@ import (
 	"math/big"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/deepmeter/deepmeter/internal/standin"
 	"github.com/deepmeter/deepmeter/internal/testdb"
 	"github.com/deepmeter/deepmeter/pricing"
 	"github.com/deepmeter/deepmeter/proxy"
+	"github.com/deepmeter/deepmeter/store"
 )
 
 // adminGet calls an admin route with the token and decodes the data field,
@@ -158,4 +160,48 @@ func TestAttributionHeadersWin(t *testing.T) {
 	if rec.Message != "hi" {
 		t.Errorf("message %q, want hi", rec.Message)
 	}
+}
+
+// TestAdminStatsAfterAbsurdUsage sends calls whose upstream reports an
+// empty, negative or absurd usage, such as a broken relay might. Each must
+// be recorded with the usage_invalid flag, and the admin stats must still
+// answer: taken as reported, counts near the int64 maximum overflowed the
+// stores' token sums and /stats failed with 500 until the records were
+// deleted.
+func TestAdminStatsAfterAbsurdUsage(t *testing.T) {
+	usages := []string{
+		`{"prompt_tokens":9223372036854775807,"completion_tokens":9223372036854775807,"total_tokens":9223372036854775807}`,
+		`{"prompt_tokens":9223372036854775807,"completion_tokens":1,"prompt_cache_hit_tokens":9223372036854775807,"prompt_cache_miss_tokens":0}`,
+		`{"prompt_tokens":-5,"completion_tokens":-1}`,
+		`{}`,
+	}
+	var mu sync.Mutex
+	next := 0
+	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		u := usages[next%len(usages)]
+		next++
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"c1","object":"chat.completion","model":"deepseek-chat","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":%s}`, u)
+	})
+	forEachStore(t, func(t *testing.T, databaseURL string) {
+		s := newStackWith(t, databaseURL, stackOptions{upstream: func(http.Handler) http.Handler { return upstream }})
+		body := `{"model":"deepseek-chat","messages":[{"role":"user","content":"hello"}]}`
+		for range usages {
+			if resp, got := proxyCall(t, s, body, nil); resp.StatusCode != http.StatusOK {
+				t.Fatalf("proxy status %d: %s", resp.StatusCode, got)
+			}
+		}
+		for _, rec := range s.waitRecords(t, len(usages)) {
+			if !rec.HasFlag(store.FlagUsageInvalid) || rec.Success {
+				t.Errorf("record %s: flags %v success %v, want usage_invalid and failed", rec.ID, rec.Flags, rec.Success)
+			}
+		}
+		data := adminGet(t, s, "/api/admin/api-usage/stats?days=1")
+		if got := fmt.Sprint(data["failed_calls"]); got != fmt.Sprint(len(usages)) {
+			t.Errorf("failed_calls = %s, want %d", got, len(usages))
+		}
+	})
 }

@@ -257,6 +257,7 @@ func TestWireCases(t *testing.T) {
 		{name: "stream deflate", path: "/chat/completions", body: wireChatStream, fault: "deflate=1", header: deflateOK, wantStatus: 200, wantSuccess: true},
 		{name: "FIM", path: "/beta/completions", body: wireFIM, wantStatus: 200, wantSuccess: true, wantMessage: "def add(a, b):"},
 		{name: "FIM stream", path: "/beta/completions", body: wireFIMStream, wantStatus: 200, wantSuccess: true, wantMessage: "def add(a, b):"},
+		{name: "FIM on v1 path", path: "/v1/beta/completions", body: wireFIM, wantStatus: 200, wantSuccess: true, wantMessage: "def add(a, b):"},
 		{name: "Anthropic", path: "/anthropic/v1/messages", body: wireAnthropic, header: anthropicKey, wantStatus: 200, wantSuccess: true, wantMessage: "Say hello in 20 words"},
 		{name: "Anthropic stream", path: "/anthropic/v1/messages", body: wireAnthStream, header: anthropicKey, wantStatus: 200, wantSuccess: true, wantMessage: "Say hello in 20 words"},
 		{name: "Anthropic stream gzip split", path: "/anthropic/v1/messages", body: wireAnthStream, fault: "gzip=1,split=1",

@@ -453,13 +453,13 @@ func testStats(t *testing.T, s store.Store) {
 		EstimatedCost:           amounts("USD", big.NewInt(3_000_000), "CNY", big.NewInt(7_000_000)),
 		Days: []store.DayStats{
 			{Day: "2026-03-14", Calls: 4, Cost: amounts("USD", big.NewInt(4_000_000), "CNY", big.NewInt(7_000_000))},
-			{Day: "2026-03-15", Calls: 3, Cost: amounts("USD", big.NewInt(2_500_000))},
+			{Day: "2026-03-15", Calls: 3, UnpricedCalls: 2, Cost: amounts("USD", big.NewInt(2_500_000))},
 		},
 		Models: []store.ModelStats{
 			{Model: "deepseek-chat", Calls: 3, Cost: amounts("USD", big.NewInt(3_500_000), "CNY", big.NewInt(7_000_000))},
-			{Model: "deepseek-reasoner", Calls: 2, Cost: amounts("USD", big.NewInt(3_000_000))},
+			{Model: "deepseek-reasoner", Calls: 2, UnpricedCalls: 1, Cost: amounts("USD", big.NewInt(3_000_000))},
 			{Model: "deepseek-coder", Calls: 1, Cost: amounts("USD", big.NewInt(0))},
-			{Model: "unknown-model", Calls: 1, Cost: amounts()},
+			{Model: "unknown-model", Calls: 1, UnpricedCalls: 1, Cost: amounts()},
 		},
 	}
 	got, err := s.Stats(ctx, day0.In(plus8))
@@ -1170,7 +1170,7 @@ func checkStats(t *testing.T, got, want store.Stats) {
 	}
 	for i := range want.Models {
 		g, w := got.Models[i], want.Models[i]
-		if g.Model != w.Model || g.Calls != w.Calls || !amountsEqual(g.Cost, w.Cost) {
+		if g.Model != w.Model || g.Calls != w.Calls || g.UnpricedCalls != w.UnpricedCalls || !amountsEqual(g.Cost, w.Cost) {
 			t.Errorf("Stats.Models[%d]: got %s, want %s", i, formatModels(got.Models[i:i+1]), formatModels(want.Models[i:i+1]))
 		}
 	}
@@ -1184,7 +1184,7 @@ func checkDays(t *testing.T, got, want []store.DayStats) {
 	}
 	for i := range want {
 		g, w := got[i], want[i]
-		if g.Day != w.Day || g.Calls != w.Calls || !amountsEqual(g.Cost, w.Cost) {
+		if g.Day != w.Day || g.Calls != w.Calls || g.UnpricedCalls != w.UnpricedCalls || !amountsEqual(g.Cost, w.Cost) {
 			t.Errorf("Stats.Days[%d]: got %s, want %s", i, formatDays(got[i:i+1]), formatDays(want[i:i+1]))
 		}
 	}
@@ -1228,7 +1228,7 @@ func formatAmounts(a pricing.Amounts) string {
 func formatDays(days []store.DayStats) string {
 	var parts []string
 	for _, d := range days {
-		parts = append(parts, fmt.Sprintf("%s: %d calls %s", d.Day, d.Calls, formatAmounts(d.Cost)))
+		parts = append(parts, fmt.Sprintf("%s: %d calls, %d unpriced %s", d.Day, d.Calls, d.UnpricedCalls, formatAmounts(d.Cost)))
 	}
 	return "[" + strings.Join(parts, "; ") + "]"
 }
@@ -1236,7 +1236,7 @@ func formatDays(days []store.DayStats) string {
 func formatModels(models []store.ModelStats) string {
 	var parts []string
 	for _, m := range models {
-		parts = append(parts, fmt.Sprintf("%s: %d calls %s", m.Model, m.Calls, formatAmounts(m.Cost)))
+		parts = append(parts, fmt.Sprintf("%s: %d calls, %d unpriced %s", m.Model, m.Calls, m.UnpricedCalls, formatAmounts(m.Cost)))
 	}
 	return "[" + strings.Join(parts, "; ") + "]"
 }
