@@ -62,7 +62,10 @@ func TestDashboardShowsRecordsAsText(t *testing.T) {
 	second.Message = hostile
 	second.UserID, second.PageTab = `"><svg onload=alert(1)>`, "chat"
 	second.RequestData = `{"messages":[{"role":"user","content":` + quoteJSON(hostile) + `}]}`
-	env.insert(t, first, second)
+	unpriced := baseRecord("rec-3", testNow.Add(-3*time.Hour), 0)
+	unpriced.Model, unpriced.Priced, unpriced.Currency = "mystery-model", false, ""
+	unpriced.Flags = []string{"unpriced"}
+	env.insert(t, first, second, unpriced)
 
 	ctx := newBrowser(t)
 	err := chromedp.Do(ctx,
@@ -79,6 +82,7 @@ func TestDashboardShowsRecordsAsText(t *testing.T) {
 	totalCost := pageText(t, ctx, "#total-cost")
 	message := pageText(t, ctx, `#records tbody tr[data-id="rec-2"] td.message`)
 	user := pageText(t, ctx, `#records tbody tr[data-id="rec-2"] td:nth-child(3)`)
+	mysteryCost := pageText(t, ctx, `#models tbody tr:nth-child(2) td:nth-child(3)`)
 	injected := pageEval[bool](t, ctx, `document.querySelector("#records img, #records script, #records svg, #records b") !== null`)
 
 	if err := chromedp.Do(ctx, chromedp.Click(`#records tbody tr[data-id="rec-2"]`), chromedp.WaitVisible("#detail")); err != nil {
@@ -88,7 +92,8 @@ func TestDashboardShowsRecordsAsText(t *testing.T) {
 	pwned := pageEval[bool](t, ctx, `window.pwned !== undefined || document.querySelector("#detail img, #detail script") !== null`)
 
 	checks := []struct{ name, got, want string }{
-		{"total calls", totalCalls, "2"},
+		{"total calls", totalCalls, "3"},
+		{"unpriced model cost", mysteryCost, "0 USD + 1 unpriced"},
 		{"total cost", totalCost, "0.0010836 USD"},
 		{"hostile message cell", message, hostile},
 		{"hostile user cell", user, `"><svg onload=alert(1)>`},

@@ -51,6 +51,22 @@ function money(value, currency) {
   return `${value} ${currency || ""}`.trim();
 }
 
+// costText shows an entry's cost in the main currency, followed by any
+// other currency and the count of calls that have no price, so no part of
+// the spend reads as free.
+function costText(entry, currency) {
+  const parts = [money(entry.cost, currency)];
+  for (const [code, amount] of Object.entries(entry.costs_by_currency || {})) {
+    if (code !== currency) {
+      parts.push(money(amount, code));
+    }
+  }
+  if (entry.unpriced_calls > 0) {
+    parts.push(`${integer(entry.unpriced_calls)} unpriced`);
+  }
+  return parts.join(" + ");
+}
+
 function integer(value) {
   return Number(value || 0).toLocaleString("en-US");
 }
@@ -98,7 +114,7 @@ function renderStats(stats) {
     fill.style.width = highest > 0 ? `${(Number(day.cost) / highest) * 100}%` : "0";
     const value = document.createElement("span");
     value.className = "value";
-    value.textContent = money(day.cost, stats.currency);
+    value.textContent = costText(day, stats.currency);
     row.append(label, fill, value);
     bars.appendChild(row);
   }
@@ -109,7 +125,7 @@ function renderStats(stats) {
     const row = models.insertRow();
     cell(row, m.model || "(none)");
     cell(row, integer(m.calls), "num");
-    cell(row, money(m.cost, stats.currency), "num");
+    cell(row, costText(m, stats.currency), "num");
   }
 }
 
