@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -105,7 +106,11 @@ func (p *streamParser) event(data []byte) {
 		p.otherData++
 		return
 	}
-	text := string(data)
+	// text shares data's memory, which the scanner reuses for the next
+	// event, so every string kept past this call is copied with
+	// strings.Clone. Copying the whole event instead would cost one
+	// allocation per chunk.
+	text := unsafe.String(unsafe.SliceData(data), len(data))
 	if !gjson.Valid(text) {
 		p.otherData++
 		return
@@ -126,23 +131,23 @@ func (p *streamParser) event(data []byte) {
 		switch key.Str {
 		case "id":
 			if p.id == "" {
-				p.id = cleanField(value.String())
+				p.id = strings.Clone(cleanField(value.String()))
 			}
 		case "model":
-			if value.Type == gjson.String && value.Str != "" {
-				p.model = value.Str
+			if value.Type == gjson.String && value.Str != "" && value.Str != p.model {
+				p.model = strings.Clone(value.Str)
 			}
 		case "usage":
 			// Earlier chunks carry "usage": null or no key; the last
 			// object wins.
 			if u, ok := parseUsage(value); ok {
-				p.usage, p.usageRaw, p.hasUsage = u, value.Raw, true
+				p.usage, p.usageRaw, p.hasUsage = u, strings.Clone(value.Raw), true
 			}
 		case "choices":
 			p.choice(value)
 		case "error":
 			if p.errMsg == "" {
-				p.errMsg = errorMessage(value)
+				p.errMsg = strings.Clone(errorMessage(value))
 			}
 		}
 		return true
@@ -172,8 +177,8 @@ func (p *streamParser) choice(choices gjson.Result) {
 	}
 	// A text completion (/beta/completions) streams choices[0].text.
 	p.appendText(&p.content, textContent, c.Get("text"))
-	if reason := c.Get("finish_reason"); reason.Type == gjson.String && reason.Str != "" {
-		p.finishReason = reason.Str
+	if reason := c.Get("finish_reason"); reason.Type == gjson.String && reason.Str != "" && reason.Str != p.finishReason {
+		p.finishReason = strings.Clone(reason.Str)
 	}
 }
 
@@ -199,13 +204,13 @@ func (p *streamParser) toolFragment(position int, fragment gjson.Result) {
 		return
 	}
 	if id := fragment.Get("id"); call.ID == "" && id.Type == gjson.String {
-		call.ID = cleanField(id.Str)
+		call.ID = strings.Clone(cleanField(id.Str))
 	}
 	if kind := fragment.Get("type"); call.Type == "" && kind.Type == gjson.String {
-		call.Type = cleanField(kind.Str)
+		call.Type = strings.Clone(cleanField(kind.Str))
 	}
 	if name := fragment.Get("function.name"); call.Function.Name == "" && name.Type == gjson.String {
-		call.Function.Name = cleanField(name.Str)
+		call.Function.Name = strings.Clone(cleanField(name.Str))
 	}
 	p.appendText(&call.args, textToolArguments, fragment.Get("function.arguments"))
 }
