@@ -154,7 +154,10 @@ func (p *streamParser) event(data []byte) {
 	})
 }
 
-// choice merges the first choice of a chunk.
+// choice merges the first choice of a chunk. One pass over the choice
+// and one over its delta find the fields, where a Get per field would
+// scan the object again each time. The first of duplicate keys wins, as
+// with Get.
 func (p *streamParser) choice(choices gjson.Result) {
 	if !choices.IsArray() {
 		return
@@ -163,10 +166,35 @@ func (p *streamParser) choice(choices gjson.Result) {
 	if !c.IsObject() {
 		return
 	}
-	if delta := c.Get("delta"); delta.IsObject() {
-		p.appendText(&p.content, textContent, delta.Get("content"))
-		p.appendText(&p.reasoning, textReasoning, delta.Get("reasoning_content"))
-		if calls := delta.Get("tool_calls"); calls.IsArray() {
+	var delta, text, reason gjson.Result
+	c.ForEach(func(key, value gjson.Result) bool {
+		switch key.Str {
+		case "delta":
+			keepFirst(&delta, value)
+		case "text":
+			keepFirst(&text, value)
+		case "finish_reason":
+			keepFirst(&reason, value)
+		}
+		return true
+	})
+
+	if delta.IsObject() {
+		var content, reasoning, calls gjson.Result
+		delta.ForEach(func(key, value gjson.Result) bool {
+			switch key.Str {
+			case "content":
+				keepFirst(&content, value)
+			case "reasoning_content":
+				keepFirst(&reasoning, value)
+			case "tool_calls":
+				keepFirst(&calls, value)
+			}
+			return true
+		})
+		p.appendText(&p.content, textContent, content)
+		p.appendText(&p.reasoning, textReasoning, reasoning)
+		if calls.IsArray() {
 			position := 0
 			calls.ForEach(func(_, fragment gjson.Result) bool {
 				p.toolFragment(position, fragment)
@@ -176,9 +204,16 @@ func (p *streamParser) choice(choices gjson.Result) {
 		}
 	}
 	// A text completion (/beta/completions) streams choices[0].text.
-	p.appendText(&p.content, textContent, c.Get("text"))
-	if reason := c.Get("finish_reason"); reason.Type == gjson.String && reason.Str != "" && reason.Str != p.finishReason {
+	p.appendText(&p.content, textContent, text)
+	if reason.Type == gjson.String && reason.Str != "" && reason.Str != p.finishReason {
 		p.finishReason = strings.Clone(reason.Str)
+	}
+}
+
+// keepFirst sets *first to v unless it holds a value already.
+func keepFirst(first *gjson.Result, v gjson.Result) {
+	if !first.Exists() {
+		*first = v
 	}
 }
 
