@@ -121,9 +121,11 @@ func (p *streamParser) event(data []byte) {
 	// An Anthropic-format event names its kind in "type"; a chat or text
 	// completion chunk has "object" instead.
 	root := gjson.Parse(text)
-	if kind := root.Get("type"); kind.Type == gjson.String {
-		p.anthropicEvent(kind.Str, root)
-		return
+	if mayHaveTypeKey(data) {
+		if kind := root.Get("type"); kind.Type == gjson.String {
+			p.anthropicEvent(kind.Str, root)
+			return
+		}
 	}
 
 	// One pass over the top-level keys reads everything a chunk carries.
@@ -152,6 +154,19 @@ func (p *streamParser) event(data []byte) {
 		}
 		return true
 	})
+}
+
+var (
+	typeKey       = []byte(`"type"`)
+	unicodeEscape = []byte(`\u`)
+)
+
+// mayHaveTypeKey reports whether a JSON object might have a "type" key,
+// so a chat chunk, which has none, is not scanned a second time to look
+// for it. A key spells "type" either plainly or with \u escapes, since
+// no other escape stands for a letter.
+func mayHaveTypeKey(data []byte) bool {
+	return bytes.Contains(data, typeKey) || bytes.Contains(data, unicodeEscape)
 }
 
 // choice merges the first choice of a chunk. One pass over the choice
