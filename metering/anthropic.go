@@ -2,6 +2,7 @@ package metering
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/gjson"
 )
@@ -74,16 +75,17 @@ func (a anthropicUsage) raw() string {
 
 // anthropicEvent merges one event of an Anthropic-format stream:
 // message_start, content_block_start, content_block_delta, message_delta
-// (with the final usage), message_stop (the end) or error.
+// (with the final usage), message_stop (the end) or error. root shares
+// memory the scanner reuses, so a string kept is copied.
 func (p *streamParser) anthropicEvent(kind string, root gjson.Result) {
 	switch kind {
 	case "message_start":
 		msg := root.Get("message")
 		if p.id == "" {
-			p.id = cleanField(msg.Get("id").String())
+			p.id = strings.Clone(cleanField(msg.Get("id").String()))
 		}
 		if m := msg.Get("model"); m.Type == gjson.String && m.Str != "" {
-			p.model = m.Str
+			p.model = strings.Clone(m.Str)
 		}
 		if u := msg.Get("usage"); u.IsObject() {
 			p.anthropic.merge(u)
@@ -99,10 +101,10 @@ func (p *streamParser) anthropicEvent(kind string, root gjson.Result) {
 			return
 		}
 		if call.ID == "" {
-			call.ID = cleanField(block.Get("id").String())
+			call.ID = strings.Clone(cleanField(block.Get("id").String()))
 		}
 		if call.Function.Name == "" {
-			call.Function.Name = cleanField(block.Get("name").String())
+			call.Function.Name = strings.Clone(cleanField(block.Get("name").String()))
 		}
 		call.Type = "tool_use"
 	case "content_block_delta":
@@ -119,7 +121,7 @@ func (p *streamParser) anthropicEvent(kind string, root gjson.Result) {
 		}
 	case "message_delta":
 		if reason := root.Get("delta.stop_reason"); reason.Type == gjson.String && reason.Str != "" {
-			p.finishReason = reason.Str
+			p.finishReason = strings.Clone(reason.Str)
 		}
 		if u := root.Get("usage"); u.IsObject() {
 			p.anthropic.merge(u)
@@ -129,7 +131,7 @@ func (p *streamParser) anthropicEvent(kind string, root gjson.Result) {
 		p.done = true
 	case "error":
 		if p.errMsg == "" {
-			p.errMsg = errorMessage(root.Get("error"))
+			p.errMsg = strings.Clone(errorMessage(root.Get("error")))
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -105,7 +106,11 @@ func (p *streamParser) event(data []byte) {
 		p.otherData++
 		return
 	}
-	text := string(data)
+	// text shares data's memory, which the scanner reuses for the next
+	// event, so every string kept past this call is copied with
+	// strings.Clone. Copying the whole event instead would cost one
+	// allocation per chunk.
+	text := unsafe.String(unsafe.SliceData(data), len(data))
 	if !gjson.Valid(text) {
 		p.otherData++
 		return
@@ -116,9 +121,11 @@ func (p *streamParser) event(data []byte) {
 	// An Anthropic-format event names its kind in "type"; a chat or text
 	// completion chunk has "object" instead.
 	root := gjson.Parse(text)
-	if kind := root.Get("type"); kind.Type == gjson.String {
-		p.anthropicEvent(kind.Str, root)
-		return
+	if mayHaveTypeKey(data) {
+		if kind := root.Get("type"); kind.Type == gjson.String {
+			p.anthropicEvent(kind.Str, root)
+			return
+		}
 	}
 
 	// One pass over the top-level keys reads everything a chunk carries.
@@ -126,30 +133,46 @@ func (p *streamParser) event(data []byte) {
 		switch key.Str {
 		case "id":
 			if p.id == "" {
-				p.id = cleanField(value.String())
+				p.id = strings.Clone(cleanField(value.String()))
 			}
 		case "model":
-			if value.Type == gjson.String && value.Str != "" {
-				p.model = value.Str
+			if value.Type == gjson.String && value.Str != "" && value.Str != p.model {
+				p.model = strings.Clone(value.Str)
 			}
 		case "usage":
 			// Earlier chunks carry "usage": null or no key; the last
 			// object wins.
 			if u, ok := parseUsage(value); ok {
-				p.usage, p.usageRaw, p.hasUsage = u, value.Raw, true
+				p.usage, p.usageRaw, p.hasUsage = u, strings.Clone(value.Raw), true
 			}
 		case "choices":
 			p.choice(value)
 		case "error":
 			if p.errMsg == "" {
-				p.errMsg = errorMessage(value)
+				p.errMsg = strings.Clone(errorMessage(value))
 			}
 		}
 		return true
 	})
 }
 
-// choice merges the first choice of a chunk.
+var (
+	typeKey       = []byte(`"type"`)
+	unicodeEscape = []byte(`\u`)
+)
+
+// mayHaveTypeKey reports whether a JSON object might have a "type" key,
+// so a chat chunk, which has none, is not scanned a second time to look
+// for it. A key spells "type" either plainly or with \u escapes, since
+// no other escape stands for a letter.
+func mayHaveTypeKey(data []byte) bool {
+	return bytes.Contains(data, typeKey) || bytes.Contains(data, unicodeEscape)
+}
+
+// choice merges the first choice of a chunk. One pass over the choice
+// and one over its delta find the fields, where a Get per field would
+// scan the object again each time. The first of duplicate keys wins, as
+// with Get.
 func (p *streamParser) choice(choices gjson.Result) {
 	if !choices.IsArray() {
 		return
@@ -158,10 +181,35 @@ func (p *streamParser) choice(choices gjson.Result) {
 	if !c.IsObject() {
 		return
 	}
-	if delta := c.Get("delta"); delta.IsObject() {
-		p.appendText(&p.content, textContent, delta.Get("content"))
-		p.appendText(&p.reasoning, textReasoning, delta.Get("reasoning_content"))
-		if calls := delta.Get("tool_calls"); calls.IsArray() {
+	var delta, text, reason gjson.Result
+	c.ForEach(func(key, value gjson.Result) bool {
+		switch key.Str {
+		case "delta":
+			keepFirst(&delta, value)
+		case "text":
+			keepFirst(&text, value)
+		case "finish_reason":
+			keepFirst(&reason, value)
+		}
+		return true
+	})
+
+	if delta.IsObject() {
+		var content, reasoning, calls gjson.Result
+		delta.ForEach(func(key, value gjson.Result) bool {
+			switch key.Str {
+			case "content":
+				keepFirst(&content, value)
+			case "reasoning_content":
+				keepFirst(&reasoning, value)
+			case "tool_calls":
+				keepFirst(&calls, value)
+			}
+			return true
+		})
+		p.appendText(&p.content, textContent, content)
+		p.appendText(&p.reasoning, textReasoning, reasoning)
+		if calls.IsArray() {
 			position := 0
 			calls.ForEach(func(_, fragment gjson.Result) bool {
 				p.toolFragment(position, fragment)
@@ -171,9 +219,16 @@ func (p *streamParser) choice(choices gjson.Result) {
 		}
 	}
 	// A text completion (/beta/completions) streams choices[0].text.
-	p.appendText(&p.content, textContent, c.Get("text"))
-	if reason := c.Get("finish_reason"); reason.Type == gjson.String && reason.Str != "" {
-		p.finishReason = reason.Str
+	p.appendText(&p.content, textContent, text)
+	if reason.Type == gjson.String && reason.Str != "" && reason.Str != p.finishReason {
+		p.finishReason = strings.Clone(reason.Str)
+	}
+}
+
+// keepFirst sets *first to v unless it holds a value already.
+func keepFirst(first *gjson.Result, v gjson.Result) {
+	if !first.Exists() {
+		*first = v
 	}
 }
 
@@ -199,13 +254,13 @@ func (p *streamParser) toolFragment(position int, fragment gjson.Result) {
 		return
 	}
 	if id := fragment.Get("id"); call.ID == "" && id.Type == gjson.String {
-		call.ID = cleanField(id.Str)
+		call.ID = strings.Clone(cleanField(id.Str))
 	}
 	if kind := fragment.Get("type"); call.Type == "" && kind.Type == gjson.String {
-		call.Type = cleanField(kind.Str)
+		call.Type = strings.Clone(cleanField(kind.Str))
 	}
 	if name := fragment.Get("function.name"); call.Function.Name == "" && name.Type == gjson.String {
-		call.Function.Name = cleanField(name.Str)
+		call.Function.Name = strings.Clone(cleanField(name.Str))
 	}
 	p.appendText(&call.args, textToolArguments, fragment.Get("function.arguments"))
 }

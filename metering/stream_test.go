@@ -290,3 +290,31 @@ func TestStreamSplitAnywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamTypeKeyCheck runs events past the cheap check that skips the
+// search for a "type" key in chat chunks. A key spelled with \u escapes
+// must still mark an Anthropic-format event, and a "type" inside a value
+// or a nested object must not.
+func TestStreamTypeKeyCheck(t *testing.T) {
+	tests := []struct {
+		name     string
+		event    string
+		wantDone bool // message_stop was read as an Anthropic-format event
+	}{
+		{"plain key", `{"type":"message_stop"}`, true},
+		{"escaped key", `{"typ\u0065":"message_stop"}`, true},
+		{"fully escaped key", `{"\u0074\u0079\u0070\u0065":"message_stop"}`, true},
+		{"after other keys", `{"id":"x","choices":[],"type":"message_stop"}`, true},
+		{"chat chunk", chunk("deepseek-chat", "message_stop", "", ""), false},
+		{"nested type key", `{"choices":[{"delta":{"tool_calls":[{"type":"message_stop"}]}}]}`, false},
+		{"escape in value", `{"choices":[{"delta":{"content":"\u0074ype"}}]}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, p := parseStream(DefaultMaxStoredBody, []byte(sseBody(tt.event)))
+			if p.done != tt.wantDone {
+				t.Errorf("done = %v, want %v for %s", p.done, tt.wantDone, tt.event)
+			}
+		})
+	}
+}

@@ -86,6 +86,7 @@ type options struct {
 	rates              []int
 	workers            int
 	profile            string
+	profileStream      bool
 }
 
 func run(args []string) error {
@@ -99,6 +100,7 @@ func run(args []string) error {
 	rates := fs.String("rates", "1000,2000", "fixed rates in calls per second, comma-separated")
 	fs.IntVar(&o.workers, "workers", 32, "concurrent clients of the saturation load")
 	fs.StringVar(&o.profile, "profile", "deepmeter-cpu.pprof", "file for a CPU profile of deepmeter (SQLite) under the non-stream saturation load; empty skips it")
+	fs.BoolVar(&o.profileStream, "profile-stream", false, "take the CPU profile under the stream saturation load instead")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -275,10 +277,15 @@ var adminToken = func() string {
 }()
 
 // profileCPU records a CPU profile of p while the non-stream saturation
-// load runs against it, saves it to o.profile and prints its top entries.
+// load, or the stream one with o.profileStream, runs against it, saves it
+// to o.profile and prints its top entries.
 func profileCPU(client *http.Client, p *process, o options) error {
 	seconds := max(1, int(o.duration/time.Second))
-	fmt.Printf("## CPU profile of %s under non-stream saturation (%d clients, %ds)\n\n", p.name, o.workers, seconds)
+	kind := "non-stream"
+	if o.profileStream {
+		kind = "stream"
+	}
+	fmt.Printf("## CPU profile of %s under %s saturation (%d clients, %ds)\n\n", p.name, kind, o.workers, seconds)
 	req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", p.adminURL, seconds), nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	type result struct {
@@ -299,7 +306,7 @@ func profileCPU(client *http.Client, p *process, o options) error {
 		}
 		got <- result{data, err}
 	}()
-	load{workers: o.workers}.run(client, p.url, time.Duration(seconds)*time.Second+500*time.Millisecond)
+	load{workers: o.workers, stream: o.profileStream}.run(client, p.url, time.Duration(seconds)*time.Second+500*time.Millisecond)
 	r := <-got
 	if r.err != nil {
 		return fmt.Errorf("fetch the CPU profile: %w", r.err)
