@@ -8,7 +8,7 @@
 // The only change a client can see is the X-DeepMeter-Request-Id header.
 //
 // For a metered call (see metering.IsMetered) the proxy reads the request
-// body whole, up to Config.MaxRequestBody, so the upstream never answers
+// body whole, up to Config.MaxRequestBody, so the upstream never responds
 // before the request was sent in full; it then feeds the response bytes to
 // a metering.Call as they pass and finishes the call when the response
 // ends, on every exit path. Nothing here waits on the database: the record
@@ -87,7 +87,7 @@ type Config struct {
 	Transport http.RoundTripper
 
 	// MaxRequestBody bounds a metered request body in bytes. A larger body
-	// is answered with 413 and recorded. Zero means DefaultMaxRequestBody.
+	// gets a 413 response and a record. Zero means DefaultMaxRequestBody.
 	MaxRequestBody int64
 
 	// Logger receives proxy errors. Nil discards them.
@@ -201,7 +201,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// Keep reading the request body after the response has started. Without
 	// this an HTTP/1 server closes the body once the handler writes, and a
-	// fast upstream answer can cut the forwarded request and its stream.
+	// fast upstream response can cut the forwarded request and its stream.
 	// HTTP/2 is always full duplex and reports an error here that is safe to
 	// ignore.
 	_ = http.NewResponseController(w).EnableFullDuplex()
@@ -348,7 +348,7 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// handleUpstreamError answers when no response head came from upstream: the
+// handleUpstreamError responds when no response head came from upstream: the
 // upstream was unreachable, reset the connection or the client left first.
 func (p *Proxy) handleUpstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	clientCtx := r.Context()
@@ -363,7 +363,7 @@ func (p *Proxy) handleUpstreamError(w http.ResponseWriter, r *http.Request, err 
 		return
 	}
 	if clientCtx.Err() != nil {
-		// The client is gone; nobody reads an answer.
+		// The client is gone, so no response is written.
 		p.logger.Debug("client left before the upstream answered", "path", r.URL.Path, "error", err)
 		if sw, ok := w.(*statusWriter); ok {
 			sw.status = StatusClientClosedRequest
