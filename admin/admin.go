@@ -30,6 +30,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -243,6 +244,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		token, ok := s.authorize(w, r)
 		if !ok {
+			return
+		}
+		if token.role != RoleAdmin && (underPprof(r.URL.Path) || underPprof(path.Clean(r.URL.Path))) {
+			// Profiles hold memory contents, secrets included, so they are
+			// for admin tokens only.
+			s.log.Warn("profile request rejected: the token has role read", "token_name", token.name, "path", r.URL.Path, "remote_addr", clientAddress(r.RemoteAddr))
+			writeJSON(w, http.StatusForbidden, envelope{Success: false, Error: fmt.Sprintf("token %q has role read: profiles need a token with role admin", token.name)})
 			return
 		}
 		if !mayChange(r.Method, token.role) {
