@@ -56,9 +56,15 @@ const (
 	PageTabHeader  = "X-DeepMeter-Page-Tab"
 	EndpointHeader = "X-DeepMeter-Endpoint"
 	// StoreBodiesHeader set to "none" keeps the call's bodies out of its
-	// record. It is removed before the call goes upstream.
+	// record; any value but "full" does the same. It is removed before the
+	// call goes upstream.
 	StoreBodiesHeader = "X-DeepMeter-Store-Bodies"
 )
+
+// MaxRequestHeaders is the largest number of request header lines the proxy
+// forwards; a request with more gets 431. OpenAI-compatible clients send a
+// few dozen at most.
+const MaxRequestHeaders = 256
 
 // MaxAttributionLength is the longest attribution header value kept, in
 // characters; longer values are cut.
@@ -197,6 +203,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := p.now()
 	id := p.newID()
 	w.Header().Set(RequestIDHeader, id)
+	if n := headerLines(r.Header); n > MaxRequestHeaders {
+		// The server bounds the header bytes; this bounds the count, which
+		// costs memory and work per header even when each one is small.
+		writeError(w, http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request has %d header lines; the proxy accepts at most %d", n, MaxRequestHeaders))
+		return
+	}
 	attr := takeAttribution(r.Header)
 
 	// Keep reading the request body after the response has started. Without
@@ -547,6 +559,30 @@ func readBody(body io.Reader, limit int64) ([]byte, error) {
 	return data, nil
 }
 
+// headerLines counts the header lines of h, a repeated name once per value.
+func headerLines(h http.Header) int {
+	n := 0
+	for _, values := range h {
+		n += len(values)
+	}
+	return n
+}
+
+// optsOutOfBodies reports whether X-DeepMeter-Store-Bodies keeps a call's
+// bodies out of its record. The header is a privacy control, so it fails
+// closed: any value but "full", a misspelled one or a repeated header with
+// "none" among its values, opts out.
+func optsOutOfBodies(values []string) bool {
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			if !strings.EqualFold(strings.TrimSpace(part), "full") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // takeAttribution reads the attribution headers and removes them, so they
 // never reach the upstream.
 func takeAttribution(h http.Header) metering.Attribution {
@@ -554,7 +590,7 @@ func takeAttribution(h http.Header) metering.Attribution {
 		UserID:   cleanHeaderValue(h.Get(UserIDHeader)),
 		PageTab:  cleanHeaderValue(h.Get(PageTabHeader)),
 		Endpoint: cleanHeaderValue(h.Get(EndpointHeader)),
-		NoBodies: strings.EqualFold(strings.TrimSpace(h.Get(StoreBodiesHeader)), "none"),
+		NoBodies: optsOutOfBodies(h.Values(StoreBodiesHeader)),
 	}
 	h.Del(StoreBodiesHeader)
 	h.Del(UserIDHeader)

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -805,5 +806,73 @@ func TestDescribeUpstreamError(t *testing.T) {
 				t.Errorf("describeUpstreamError(%q) = %q, want no address", tt.err, got)
 			}
 		})
+	}
+}
+
+// The body opt-out header is a privacy control, so a misspelled value or a
+// repeated header that includes "none" must still keep the bodies out.
+func TestOptsOutOfBodies(t *testing.T) {
+	cases := []struct {
+		name   string
+		values []string
+		want   bool
+	}{
+		{"absent", nil, false},
+		{"none", []string{"none"}, true},
+		{"none any case", []string{" NoNe "}, true},
+		{"full", []string{"full"}, false},
+		{"misspelled", []string{"nnoe"}, true},
+		{"empty value", []string{""}, true},
+		{"repeated full then none", []string{"full", "none"}, true},
+		{"list none and full", []string{"none, full"}, true},
+		{"list of full", []string{"full, FULL"}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := optsOutOfBodies(c.values); got != c.want {
+				t.Errorf("optsOutOfBodies(%q) = %v, want %v", c.values, got, c.want)
+			}
+		})
+	}
+}
+
+// Many small headers stay under the server's byte limit but still cost
+// memory and work per header, so past MaxRequestHeaders the proxy answers
+// 431 without forwarding or recording the call.
+func TestProxyTooManyHeaders(t *testing.T) {
+	var forwarded atomic.Int32
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		forwarded.Add(1)
+		io.WriteString(w, chatResponse)
+	}))
+	defer upstream.Close()
+	srv, sink := newTestProxy(t, upstream.URL, nil)
+
+	cases := []struct {
+		headers    int
+		wantStatus int
+	}{
+		{MaxRequestHeaders - 10, http.StatusOK},
+		{MaxRequestHeaders + 1, http.StatusRequestHeaderFieldsTooLarge},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/chat/completions", strings.NewReader(chatBody))
+		for i := 0; i < c.headers; i++ {
+			req.Header.Add(fmt.Sprintf("X-Filler-%d", i%50), "v")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.wantStatus {
+			t.Errorf("%d extra headers: status %d, want %d", c.headers, resp.StatusCode, c.wantStatus)
+		}
+	}
+	if got := forwarded.Load(); got != 1 {
+		t.Errorf("%d calls forwarded, want only the one under the limit", got)
+	}
+	if got := len(sink.wait(t, 1)); got != 1 {
+		t.Errorf("%d records, want only the forwarded call's", got)
 	}
 }

@@ -179,7 +179,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		Handler:           trackInflight(inflight, px),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout:       cfg.ClientIdleTimeout,
-		MaxHeaderBytes:    1 << 20,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.With("component", "proxy").Handler(), slog.LevelDebug),
 	}
 	adminServer := &http.Server{
