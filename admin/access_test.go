@@ -203,8 +203,9 @@ func TestThrottleTableBounded(t *testing.T) {
 }
 
 // TestCORS checks that CORS headers go only to the configured origin, that
-// a preflight is answered without a token, and that no origin configured
-// means no CORS header at all.
+// a preflight is answered without a token, that a preflight from any other
+// origin gets 403 without counting as a failed token check, and that no
+// origin configured means no CORS header at all.
 func TestCORS(t *testing.T) {
 	const origin = "https://dash.example.com"
 	tests := []struct {
@@ -218,11 +219,11 @@ func TestCORS(t *testing.T) {
 		{"preflight from the origin", origin, http.MethodOptions,
 			http.Header{"Origin": {origin}, "Access-Control-Request-Method": {"POST"}}, http.StatusNoContent, origin},
 		{"preflight from another origin", origin, http.MethodOptions,
-			http.Header{"Origin": {"https://evil.example"}, "Access-Control-Request-Method": {"POST"}}, http.StatusUnauthorized, ""},
+			http.Header{"Origin": {"https://evil.example"}, "Access-Control-Request-Method": {"POST"}}, http.StatusForbidden, ""},
 		{"GET from the origin", origin, http.MethodGet, http.Header{"Origin": {origin}}, http.StatusOK, origin},
 		{"GET with no origin configured", "", http.MethodGet, http.Header{"Origin": {origin}}, http.StatusOK, ""},
 		{"preflight with no origin configured", "", http.MethodOptions,
-			http.Header{"Origin": {origin}, "Access-Control-Request-Method": {"POST"}}, http.StatusUnauthorized, ""},
+			http.Header{"Origin": {origin}, "Access-Control-Request-Method": {"POST"}}, http.StatusForbidden, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -240,6 +241,15 @@ func TestCORS(t *testing.T) {
 			}
 			if got := resp.header.Get("Access-Control-Allow-Credentials"); got != "" {
 				t.Errorf("Access-Control-Allow-Credentials = %q, want none", got)
+			}
+			// A preflight carries no token, so it is never a failed token
+			// check that could throttle the address.
+			if tt.method == http.MethodOptions {
+				for _, reason := range []string{"missing", "invalid", "throttled"} {
+					if n := authFailures(t, env.reg, reason); n != 0 {
+						t.Errorf("auth failures %s = %v after a preflight, want 0", reason, n)
+					}
+				}
 			}
 		})
 	}

@@ -16,6 +16,14 @@ const corsMaxAge = "600"
 // its token from the Authorization header, not from cookies.
 func (s *server) handleCORS(w http.ResponseWriter, r *http.Request) bool {
 	origin := r.Header.Get("Origin")
+	preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
+	if preflight && (s.corsOrigin == "" || origin != s.corsOrigin) {
+		// A browser sends no token with a preflight, so rejecting it here
+		// keeps it from counting as a failed token check and throttling
+		// the address.
+		writeJSON(w, http.StatusForbidden, envelope{Success: false, Error: "cross-origin requests from this origin are not allowed"})
+		return true
+	}
 	if s.corsOrigin == "" || origin == "" {
 		return false
 	}

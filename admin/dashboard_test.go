@@ -133,6 +133,11 @@ func TestDashboardRejectsWrongToken(t *testing.T) {
 	if signinHidden {
 		t.Error("sign-in form hidden after a rejected token")
 	}
+	// One wrong token is one failed check, so a couple of typos do not get
+	// the address throttled.
+	if n := authFailures(t, env.reg, "invalid"); n != 1 {
+		t.Errorf("failed token checks after one wrong sign-in = %v, want 1", n)
+	}
 }
 
 // The page and its assets are served without a token, with a content
