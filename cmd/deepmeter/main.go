@@ -97,10 +97,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err != nil {
 		logger.Error("deepmeter stopped", "command", command, "error", err)
+		var invalid configError
+		if errors.As(err, &invalid) {
+			return 2
+		}
 		return 1
 	}
 	return 0
 }
+
+// configError is a configuration file that fails to load at start. Like an
+// invalid flag value, it ends the command with exit code 2.
+type configError struct{ err error }
+
+func (e configError) Error() string { return e.err.Error() }
+func (e configError) Unwrap() error { return e.err }
 
 func versionString() string {
 	if version != "" {

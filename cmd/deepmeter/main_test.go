@@ -225,8 +225,8 @@ func TestRunServeRejectsBadSecurityFiles(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := run(context.Background(), []string{"serve", tt.flag, path, "--database-url", "sqlite:" + dir + "/s.db",
 				"--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, envOf(nil), &stdout, &stderr)
-			if code != 1 {
-				t.Errorf("exit code %d, want 1", code)
+			if code != 2 {
+				t.Errorf("exit code %d, want 2", code)
 			}
 			if !strings.Contains(stderr.String(), tt.want) {
 				t.Errorf("stderr %q does not contain %q", stderr.String(), tt.want)

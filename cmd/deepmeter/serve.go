@@ -76,11 +76,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	}
 	roleTokens, err := loadAdminTokens(cfg, logger)
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	redactRules, err := loadRedactRules(cfg, logger)
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	if err := migrate(ctx, cfg, logger); err != nil {
 		return err
