@@ -132,6 +132,17 @@ type Proxy struct {
 	idle     time.Duration
 	drain    bool
 	rp       *httputil.ReverseProxy
+
+	// closing is set by CloseCalls, so calls cut by the shutdown are not
+	// recorded as client aborts.
+	closing atomic.Bool
+}
+
+// CloseCalls tells the proxy that the server is about to cancel the calls
+// still in flight, at the end of a shutdown's grace period. Their records
+// then say the shutdown cut them rather than that their clients left.
+func (p *Proxy) CloseCalls() {
+	p.closing.Store(true)
 }
 
 // New returns a Proxy for cfg.
@@ -283,6 +294,7 @@ func (p *Proxy) forwardMetered(sw *statusWriter, r *http.Request, id string, sta
 		upstreamCtx: upstreamCtx,
 		drain:       p.drain,
 		sw:          sw,
+		closing:     &p.closing,
 	}
 	stopWatch := watchIdle(st.call, p.idle, cancel)
 	defer stopWatch()
@@ -411,6 +423,8 @@ type callState struct {
 	upstreamEOF bool  // the upstream body was read to its end
 	clientLeft  bool  // upstream bytes arrived after the client had left
 	drained     bool  // the rest of the body was read after the client left
+
+	closing *atomic.Bool // the proxy's CloseCalls flag
 }
 
 // timedOut reports whether the idle watch ended the upstream call.
@@ -444,6 +458,8 @@ func (st *callState) finish(r *http.Request, sw *statusWriter, recovered any) {
 		// The upstream cut the body; a client that left afterwards did
 		// not cause it.
 		end.Err = fmt.Errorf("reading the upstream response: %w", st.readErr)
+	case clientGone && st.closing.Load():
+		end.Err = errors.New("cancelled by the proxy's shutdown after the grace period")
 	case clientGone:
 		end.ClientAborted = true
 		end.Err = errors.New("client closed the connection before the response ended")

@@ -216,9 +216,10 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 
 	graceCtx, cancelGrace := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	if err := proxyServer.Shutdown(graceCtx); err != nil {
-		// Calls still open after the grace period are cancelled; their
-		// handlers record them as client-aborted before returning.
+		// Calls still open after the grace period are cancelled, and
+		// their handlers record them as cut by the shutdown.
 		logger.Warn("in-flight calls did not finish within the grace period; cancelling them", "error", err)
+		px.CloseCalls()
 		proxyServer.Close()
 	}
 	cancelGrace()
