@@ -136,7 +136,9 @@ func (j *jsonBody) outcome(upstreamStatus int) outcome {
 
 	if j.whole() {
 		if !gjson.ValidBytes(j.head) {
+			// A body cut midway still shows the text generated so far.
 			out.unreadable = true
+			out.completionEstimate = partialAnswerTokens(j.head)
 			return out
 		}
 		root := gjson.ParseBytes(j.head)

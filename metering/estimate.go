@@ -1,6 +1,7 @@
 package metering
 
 import (
+	"bytes"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
@@ -52,4 +53,44 @@ func estimatePromptTokens(root gjson.Result) int64 {
 	t.add(contentText(root.Get("prompt")))
 	t.add(contentText(root.Get("suffix")))
 	return t.tokens()
+}
+
+// answerKeys are the keys whose string values hold generated text in a
+// chat or text completion body.
+var answerKeys = [][]byte{[]byte(`"content":"`), []byte(`"reasoning_content":"`), []byte(`"text":"`)}
+
+// partialAnswerTokens estimates the completion tokens of a JSON body that
+// was cut midway, from the generated text before the cut: the value of
+// each answer key up to its closing quote or the end of the body. An
+// escape sequence counts as its characters, which slightly overcounts.
+func partialAnswerTokens(body []byte) int64 {
+	var t textTenths
+	for _, key := range answerKeys {
+		rest := body
+		for {
+			i := bytes.Index(rest, key)
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(key):]
+			end := closingQuote(rest)
+			t.add(string(rest[:end]))
+			rest = rest[end:]
+		}
+	}
+	return t.tokens()
+}
+
+// closingQuote returns the index of the first unescaped quote in b, or
+// len(b) when the string runs to the end.
+func closingQuote(b []byte) int {
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return len(b)
 }

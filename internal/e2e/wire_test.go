@@ -7,7 +7,9 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -293,6 +295,8 @@ func TestWireCases(t *testing.T) {
 			wantFlags: []string{store.FlagUsageMissing}, wantError: "reading the upstream response: unexpected EOF"},
 		{name: "JSON cut", path: "/chat/completions", body: wireChat, fault: "cut_after=40", wantStatus: 200, wantUsage: usageEstimated,
 			wantFlags: []string{store.FlagUsageMissing}, wantError: "reading the upstream response: unexpected EOF"},
+		{name: "JSON cut inside the content", path: "/chat/completions", body: wireChat, fault: "cut_after=300", wantStatus: 200, wantUsage: usageEstimated,
+			wantFlags: []string{store.FlagUsageMissing}, wantError: "reading the upstream response: unexpected EOF"},
 		{name: "JSON labelled gzip but plain", path: "/chat/completions", body: wireChat, fault: "bad_encoding=1", wantStatus: 200, wantUsage: usageEstimated,
 			wantFlags: []string{store.FlagDecodeFailed, store.FlagUsageMissing}, wantError: "response body could not be decoded: reading the gzip header: gzip: invalid header"},
 		{name: "stream labelled gzip but plain", path: "/chat/completions", body: wireChatStream, fault: "bad_encoding=1", wantStatus: 200, wantUsage: usageEstimated,
@@ -351,11 +355,22 @@ func TestWireCases(t *testing.T) {
 				checkStoredResponse(t, rec, decodeBody(t, direct))
 			}
 			cutStream := tt.wantUsage == usageEstimated && strings.Contains(tt.body, `"stream":true`) && !rec.HasFlag(store.FlagDecodeFailed)
-			if cutStream && rec.CompletionTokens == 0 {
+			cutInsideContent := tt.wantUsage == usageEstimated && regexp.MustCompile(`"content":"[^"]`).Match(direct.body[:min(len(direct.body), cutBytes(tt.fault))])
+			if (cutStream || cutInsideContent) && rec.CompletionTokens == 0 {
 				t.Error("estimated completion tokens 0, want the forwarded text counted")
 			}
 		})
 	}
+}
+
+// cutBytes returns N of a cut_after=N fault for a JSON body, or 0.
+func cutBytes(fault string) int {
+	m := regexp.MustCompile(`cut_after=(\d+)`).FindStringSubmatch(fault)
+	if m == nil {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
 }
 
 // checkUsage checks a record's usage source, tokens and cost against what
