@@ -23,7 +23,10 @@ const (
 )
 
 // SpoolErr returns the error of the last failed spool append or sync, or
-// nil when there is no spool or the last one succeeded.
+// nil when there is no spool, or when an append succeeded or a replay
+// emptied the spool since that failure. So a full spool that a replay
+// drained no longer counts as failing, although nothing was appended
+// since because the database takes the records again.
 func (w *Writer) SpoolErr() error {
 	if p := w.spoolErr.Load(); p != nil {
 		return *p
@@ -106,10 +109,14 @@ func (w *Writer) syncSpool() {
 // database marked failing marks it working again, so batches go to the
 // database again.
 func (w *Writer) replay(ctx context.Context) {
+	// An append that fails while this replay runs stores a new error,
+	// which the swap below leaves in place.
+	lastSpoolErr := w.spoolErr.Load()
 	if w.spool.Stats().Entries == 0 {
 		// An earlier replay emptied the spool after the last batch went
 		// to it, so the database took records since.
 		w.failing.Store(false)
+		w.spoolErr.CompareAndSwap(lastSpoolErr, nil)
 		return
 	}
 	start := time.Now()
@@ -124,6 +131,9 @@ func (w *Writer) replay(ctx context.Context) {
 	})
 	switch {
 	case err == nil:
+		if w.spool.Stats().Entries == 0 {
+			w.spoolErr.CompareAndSwap(lastSpoolErr, nil)
+		}
 		if w.failing.Swap(false) {
 			w.logger.Info("database takes records again; spool replayed", "replayed", n, "duration", time.Since(start))
 		} else if n > 0 {
