@@ -55,6 +55,10 @@ type WriterOptions struct {
 	// WriteTimeout bounds one Insert; a batch that times out goes to the
 	// spool [DefaultWriteTimeout with a spool, 30s without].
 	WriteTimeout time.Duration
+	// StoreReady, when set with a spool, is closed once the store can take
+	// records, for example after its schema was migrated. Until then every
+	// batch goes to the spool and no replay runs. Nil means ready.
+	StoreReady <-chan struct{}
 }
 
 // Writer is a Sink that queues records in memory and inserts them into a

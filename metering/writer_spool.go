@@ -64,15 +64,28 @@ func (w *Writer) spoolPending() error {
 }
 
 // spoolPendingWhileFailing sends the pending batch to the spool when the
-// database failed and no replay has succeeded since, and reports whether
-// it did. Spooled records keep their order with the ones spooled before,
+// database failed and no replay has succeeded since, or when the store is
+// not ready yet, and reports whether it did. Spooled records keep their order with the ones spooled before,
 // and the writer does not wait out one timeout per batch on a dead
 // database.
 func (w *Writer) spoolPendingWhileFailing() bool {
-	if w.spool == nil || !w.failing.Load() {
+	if w.spool == nil || (!w.failing.Load() && w.storeReady()) {
 		return false
 	}
 	return w.spoolPending() == nil
+}
+
+// storeReady reports whether WriterOptions.StoreReady is nil or closed.
+func (w *Writer) storeReady() bool {
+	if w.opts.StoreReady == nil {
+		return true
+	}
+	select {
+	case <-w.opts.StoreReady:
+		return true
+	default:
+		return false
+	}
 }
 
 // runSpool syncs the spool every SyncInterval and replays it every
@@ -109,6 +122,9 @@ func (w *Writer) syncSpool() {
 // database marked failing marks it working again, so batches go to the
 // database again.
 func (w *Writer) replay(ctx context.Context) {
+	if !w.storeReady() {
+		return
+	}
 	// An append that fails while this replay runs stores a new error,
 	// which the swap below leaves in place.
 	lastSpoolErr := w.spoolErr.Load()

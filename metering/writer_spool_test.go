@@ -236,3 +236,37 @@ func TestWriterSpoolErrClears(t *testing.T) {
 		t.Errorf("stored %d records, want %d", got, want)
 	}
 }
+
+// TestWriterStoreReadyGate holds every record in the spool, without an
+// insert, until StoreReady is closed, as serve does while the schema is
+// not migrated yet. Then the replay stores each record once.
+func TestWriterStoreReadyGate(t *testing.T) {
+	st := &failingStore{Store: openSQLite(t)}
+	sp := openTestSpool(t, t.TempDir(), spool.Options{})
+	ready := make(chan struct{})
+	w := NewWriter(st, WriterOptions{BatchSize: 10, FlushInterval: time.Millisecond, Spool: sp,
+		ReplayInterval: 20 * time.Millisecond, StoreReady: ready}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+
+	for i := 0; i < 30; i++ {
+		if !w.Enqueue(testRecord(i)) {
+			t.Fatalf("Enqueue(%d) = false before the store is ready, want true", i)
+		}
+	}
+	waitFor(t, "30 spooled records", func() bool { return sp.Stats().Entries == 30 })
+	if got := st.calls.Load(); got != 0 {
+		t.Errorf("%d inserts before the store is ready, want 0", got)
+	}
+
+	close(ready)
+	waitFor(t, "30 stored records", func() bool { return storedCount(t, st) == 30 })
+	waitFor(t, "an empty spool", func() bool { return sp.Stats().Entries == 0 })
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got := storedCount(t, st); got != 30 {
+		t.Errorf("stored %d records, want 30", got)
+	}
+}
