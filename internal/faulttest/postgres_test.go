@@ -461,3 +461,35 @@ func runBounded(cmd *exec.Cmd, timeout time.Duration) ([]byte, error) {
 	err := cmd.Wait()
 	return out.Bytes(), err
 }
+
+// TestSpoolFullRecovers fills a small spool during an outage, so records
+// are dropped and /readyz turns 503. After the database is back and the
+// replay has drained the spool, /readyz must return 200 again, although
+// no append to the spool succeeded since it was full.
+func TestSpoolFullRecovers(t *testing.T) {
+	pg := startPrivatePostgres(t)
+	upstream := startStandin(t)
+	p := startProxy(t, "--upstream", upstream, "--database-url", pg.url,
+		"--spool-dir", filepath.Join(t.TempDir(), "spool"), "--queue-size", "10", "--spool-max-bytes", "1048576")
+
+	// 1,500 calls take more than the 1 MiB spool, the minimum size.
+	pg.stop(t, "fast")
+	runLoad(p.url, 4, 1500, nil, nil)
+	if status, _ := readyStatus(t, p); status != 503 {
+		t.Errorf("/readyz with a full spool = %d, want 503", status)
+	}
+
+	pg.start(t)
+	deadline := time.Now().Add(60 * time.Second)
+	status, database := readyStatus(t, p)
+	for status != 200 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		status, database = readyStatus(t, p)
+	}
+	if status != 200 || database != "ok" {
+		t.Errorf("/readyz after the spool drained = %d with database %q, want 200 with ok", status, database)
+	}
+	if code := p.stop(t, syscall.SIGTERM, 60*time.Second); code != 0 {
+		t.Errorf("exit code = %d, want 0", code)
+	}
+}
