@@ -28,7 +28,8 @@ const (
 	// responding turns into a retry instead of a stuck writer.
 	batchWriteTimeout = 30 * time.Second
 	// dropLogInterval is the least time between two logs of dropped
-	// records; the drops in between are summed in the next log.
+	// records. The drops in between are summed into one line when the
+	// interval ends.
 	dropLogInterval = 10 * time.Second
 )
 
@@ -54,6 +55,10 @@ type WriterOptions struct {
 	// WriteTimeout bounds one Insert; a batch that times out goes to the
 	// spool [DefaultWriteTimeout with a spool, 30s without].
 	WriteTimeout time.Duration
+	// StoreReady, when set with a spool, is closed once the store can take
+	// records, for example after its schema was migrated. Until then every
+	// batch goes to the spool and no replay runs. Nil means ready.
+	StoreReady <-chan struct{}
 }
 
 // Writer is a Sink that queues records in memory and inserts them into a
@@ -100,10 +105,16 @@ type Writer struct {
 	// waiting counts records accepted and not yet written or given up.
 	waiting atomic.Int64
 
-	// dropMu guards the drop log state.
-	dropMu      sync.Mutex
-	lastDropLog time.Time
-	dropsToLog  int64
+	// dropMu guards the drop log state: the drops not logged yet, the
+	// reason of the latest, the time of the last drop log and the timer
+	// that logs the drops of the current window when it ends.
+	dropMu       sync.Mutex
+	lastDropLog  time.Time
+	dropsToLog   int64
+	dropReason   string
+	dropLogTimer *time.Timer
+	// dropLogInterval is the package constant, which tests shorten.
+	dropLogInterval time.Duration
 
 	// spool is opts.Spool; the fields below are used only with one.
 	spool *spool.Spool
@@ -154,6 +165,8 @@ func NewWriter(st store.Store, opts WriterOptions, logger *slog.Logger, reg prom
 		queue:   make(chan store.Record, opts.QueueSize),
 		stop:    make(chan struct{}),
 		runDone: make(chan struct{}),
+
+		dropLogInterval: dropLogInterval,
 	}
 }
 
@@ -374,7 +387,9 @@ func (w *Writer) Close(ctx context.Context) error {
 	if started {
 		<-w.runDone
 	}
-	return w.flush(ctx)
+	err := w.flush(ctx)
+	w.flushDropLog()
+	return err
 }
 
 // flush writes the pending batch and the rest of the queue, retrying
@@ -431,28 +446,64 @@ func (w *Writer) flush(ctx context.Context) error {
 }
 
 // drop counts n records that Enqueue rejected. It logs at most once every
-// dropLogInterval, with the count since the last log.
+// dropLogInterval: the first drop after a quiet window is logged at once,
+// and the drops after it are summed into one line when the window ends,
+// or by Close, so the logged counts add up to the metric.
 func (w *Writer) drop(n int64, closed bool) {
 	w.metrics.dropped.Add(float64(n))
 
 	now := time.Now()
 	w.dropMu.Lock()
 	w.dropsToLog += n
-	var count int64
-	if now.Sub(w.lastDropLog) >= dropLogInterval {
-		count = w.dropsToLog
-		w.dropsToLog = 0
-		w.lastDropLog = now
+	if closed {
+		w.dropReason = "writer closed"
+	} else {
+		w.dropReason = "queue full"
 	}
+	if w.dropLogTimer != nil {
+		// The timer logs these drops when the window ends.
+		w.dropMu.Unlock()
+		return
+	}
+	if wait := w.dropLogInterval - now.Sub(w.lastDropLog); wait > 0 {
+		w.dropLogTimer = time.AfterFunc(wait, w.logDropsFromTimer)
+		w.dropMu.Unlock()
+		return
+	}
+	w.logDropsLocked(now)
 	w.dropMu.Unlock()
+}
 
-	if count > 0 {
-		reason := "queue full"
-		if closed {
-			reason = "writer closed"
-		}
-		w.logger.Warn("records dropped", "count", count, "reason", reason, "queue_size", w.opts.QueueSize)
+// logDropsFromTimer logs the drops summed since the last drop log, when
+// the window after it ends.
+func (w *Writer) logDropsFromTimer() {
+	w.dropMu.Lock()
+	defer w.dropMu.Unlock()
+	w.dropLogTimer = nil
+	w.logDropsLocked(time.Now())
+}
+
+// flushDropLog logs the drops not logged yet and stops the timer that
+// would log them. Close calls it, so no count waits in memory at exit.
+func (w *Writer) flushDropLog() {
+	w.dropMu.Lock()
+	defer w.dropMu.Unlock()
+	if w.dropLogTimer != nil {
+		w.dropLogTimer.Stop()
+		w.dropLogTimer = nil
 	}
+	w.logDropsLocked(time.Now())
+}
+
+// logDropsLocked logs and resets the drop count, if any. The caller holds
+// dropMu.
+func (w *Writer) logDropsLocked(now time.Time) {
+	if w.dropsToLog == 0 {
+		return
+	}
+	w.logger.Warn("records dropped", "count", w.dropsToLog, "reason", w.dropReason, "queue_size", w.opts.QueueSize)
+	w.dropsToLog = 0
+	w.lastDropLog = now
 }
 
 // writerMetrics are the Writer's Prometheus collectors.

@@ -23,7 +23,10 @@ const (
 )
 
 // SpoolErr returns the error of the last failed spool append or sync, or
-// nil when there is no spool or the last one succeeded.
+// nil when there is no spool, or when an append succeeded or a replay
+// emptied the spool since that failure. So a full spool that a replay
+// drained no longer counts as failing, although nothing was appended
+// since because the database takes the records again.
 func (w *Writer) SpoolErr() error {
 	if p := w.spoolErr.Load(); p != nil {
 		return *p
@@ -61,15 +64,28 @@ func (w *Writer) spoolPending() error {
 }
 
 // spoolPendingWhileFailing sends the pending batch to the spool when the
-// database failed and no replay has succeeded since, and reports whether
-// it did. Spooled records keep their order with the ones spooled before,
+// database failed and no replay has succeeded since, or when the store is
+// not ready yet, and reports whether it did. Spooled records keep their order with the ones spooled before,
 // and the writer does not wait out one timeout per batch on a dead
 // database.
 func (w *Writer) spoolPendingWhileFailing() bool {
-	if w.spool == nil || !w.failing.Load() {
+	if w.spool == nil || (!w.failing.Load() && w.storeReady()) {
 		return false
 	}
 	return w.spoolPending() == nil
+}
+
+// storeReady reports whether WriterOptions.StoreReady is nil or closed.
+func (w *Writer) storeReady() bool {
+	if w.opts.StoreReady == nil {
+		return true
+	}
+	select {
+	case <-w.opts.StoreReady:
+		return true
+	default:
+		return false
+	}
 }
 
 // runSpool syncs the spool every SyncInterval and replays it every
@@ -106,10 +122,17 @@ func (w *Writer) syncSpool() {
 // database marked failing marks it working again, so batches go to the
 // database again.
 func (w *Writer) replay(ctx context.Context) {
+	if !w.storeReady() {
+		return
+	}
+	// An append that fails while this replay runs stores a new error,
+	// which the swap below leaves in place.
+	lastSpoolErr := w.spoolErr.Load()
 	if w.spool.Stats().Entries == 0 {
 		// An earlier replay emptied the spool after the last batch went
 		// to it, so the database took records since.
 		w.failing.Store(false)
+		w.spoolErr.CompareAndSwap(lastSpoolErr, nil)
 		return
 	}
 	start := time.Now()
@@ -124,6 +147,9 @@ func (w *Writer) replay(ctx context.Context) {
 	})
 	switch {
 	case err == nil:
+		if w.spool.Stats().Entries == 0 {
+			w.spoolErr.CompareAndSwap(lastSpoolErr, nil)
+		}
 		if w.failing.Swap(false) {
 			w.logger.Info("database takes records again; spool replayed", "replayed", n, "duration", time.Since(start))
 		} else if n > 0 {

@@ -198,3 +198,75 @@ func TestWriterSpoolFull(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 }
+
+// TestWriterSpoolErrClears fills the spool during an outage, then lets
+// the database recover. Once the replay has drained the spool, SpoolErr
+// must be nil although no append succeeded since, because readiness
+// reads it and would otherwise report a full spool forever.
+func TestWriterSpoolErrClears(t *testing.T) {
+	st := &failingStore{Store: openSQLite(t)}
+	st.failures.Store(-1)
+	sp := openTestSpool(t, t.TempDir(), spool.Options{MaxBytes: 2500})
+	w := NewWriter(st, WriterOptions{QueueSize: 2, BatchSize: 10, FlushInterval: time.Millisecond, Spool: sp, ReplayInterval: 20 * time.Millisecond}, nil, nil)
+
+	// Before Run, the queue takes 2 records and the spool the rest until
+	// it is full.
+	accepted := 0
+	for i := 0; i < 20; i++ {
+		if w.Enqueue(testRecord(i)) {
+			accepted++
+		}
+	}
+	if err := w.SpoolErr(); err == nil {
+		t.Fatalf("SpoolErr with a full spool = nil, want an error")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st.failures.Store(0)
+	go w.Run(ctx)
+	waitFor(t, "all accepted records stored", func() bool { return storedCount(t, st) == int64(accepted) })
+	waitFor(t, "an empty spool", func() bool { return sp.Stats().Entries == 0 })
+	waitFor(t, "SpoolErr = nil after the spool drained", func() bool { return w.SpoolErr() == nil })
+
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got, want := storedCount(t, st), int64(accepted); got != want {
+		t.Errorf("stored %d records, want %d", got, want)
+	}
+}
+
+// TestWriterStoreReadyGate holds every record in the spool, without an
+// insert, until StoreReady is closed, as serve does while the schema is
+// not migrated yet. Then the replay stores each record once.
+func TestWriterStoreReadyGate(t *testing.T) {
+	st := &failingStore{Store: openSQLite(t)}
+	sp := openTestSpool(t, t.TempDir(), spool.Options{})
+	ready := make(chan struct{})
+	w := NewWriter(st, WriterOptions{BatchSize: 10, FlushInterval: time.Millisecond, Spool: sp,
+		ReplayInterval: 20 * time.Millisecond, StoreReady: ready}, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go w.Run(ctx)
+
+	for i := 0; i < 30; i++ {
+		if !w.Enqueue(testRecord(i)) {
+			t.Fatalf("Enqueue(%d) = false before the store is ready, want true", i)
+		}
+	}
+	waitFor(t, "30 spooled records", func() bool { return sp.Stats().Entries == 30 })
+	if got := st.calls.Load(); got != 0 {
+		t.Errorf("%d inserts before the store is ready, want 0", got)
+	}
+
+	close(ready)
+	waitFor(t, "30 stored records", func() bool { return storedCount(t, st) == 30 })
+	waitFor(t, "an empty spool", func() bool { return sp.Stats().Entries == 0 })
+	if err := w.Close(context.Background()); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if got := storedCount(t, st); got != 30 {
+		t.Errorf("stored %d records, want 30", got)
+	}
+}

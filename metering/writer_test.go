@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -376,5 +378,90 @@ func TestRetryDelay(t *testing.T) {
 	d.reset()
 	if got := d.take(); got != 500*time.Millisecond {
 		t.Errorf("wait after reset = %v, want 500ms", got)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that a timer goroutine can write while
+// the test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// loggedDrops returns the sum of the counts of the "records dropped"
+// lines in logs and how many such lines there are.
+func loggedDrops(t *testing.T, logs string) (sum int64, lines int) {
+	t.Helper()
+	for _, m := range regexp.MustCompile(`msg="records dropped" count=(\d+)`).FindAllStringSubmatch(logs, -1) {
+		n, err := strconv.ParseInt(m[1], 10, 64)
+		if err != nil {
+			t.Fatalf("parse drop count %q: %v", m[1], err)
+		}
+		sum += n
+		lines++
+	}
+	return sum, lines
+}
+
+// TestWriterDropLogSums drops 105 records in one burst. The first drop is
+// logged at once, and the other 104 in one summary line, when the window
+// ends or at Close, so the log and records_dropped_total agree.
+func TestWriterDropLogSums(t *testing.T) {
+	cases := []struct {
+		name     string
+		interval time.Duration
+		// waitForSummary waits for the summary line before Close.
+		waitForSummary bool
+	}{
+		{name: "summary when the window ends", interval: 50 * time.Millisecond, waitForSummary: true},
+		{name: "summary at Close", interval: time.Hour},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := openSQLite(t)
+			reg := prometheus.NewRegistry()
+			var logs lockedBuffer
+			w := NewWriter(st, WriterOptions{QueueSize: 5}, slog.New(slog.NewTextHandler(&logs, nil)), reg)
+			w.dropLogInterval = c.interval
+
+			for i := 0; i < 110; i++ {
+				w.Enqueue(testRecord(i))
+			}
+			if sum, lines := loggedDrops(t, logs.String()); sum != 1 || lines != 1 {
+				t.Errorf("after the burst: logged %d drops in %d lines, want 1 in 1:\n%s", sum, lines, logs.String())
+			}
+			if c.waitForSummary {
+				waitFor(t, "the summary drop log", func() bool {
+					_, lines := loggedDrops(t, logs.String())
+					return lines == 2
+				})
+			}
+
+			if err := w.Close(context.Background()); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if got := counterValue(t, reg, "deepmeter_records_dropped_total", map[string]string{}); got != 105 {
+				t.Errorf("records_dropped_total = %v, want 105", got)
+			}
+			sum, lines := loggedDrops(t, logs.String())
+			if sum != 105 {
+				t.Errorf("logged %d drops, want 105 like the metric:\n%s", sum, logs.String())
+			}
+			if lines != 2 {
+				t.Errorf("logged drops in %d lines, want 2:\n%s", lines, logs.String())
+			}
+		})
 	}
 }

@@ -41,6 +41,72 @@ func migrate(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	return nil
 }
 
+// migrateRetryMax caps the doubling wait between migration attempts while
+// the database is unreachable.
+const migrateRetryMax = 10 * time.Second
+
+// startMigration applies the migrations and returns a channel that is
+// closed once they succeeded. When the database cannot be reached, it logs
+// a warning and retries in a goroutine that stop ends and waits for, so
+// the proxy can start and spool records during an outage. Any other
+// error, and every SQLite error, is returned.
+func startMigration(ctx context.Context, cfg *config, logger *slog.Logger) (migrated <-chan struct{}, stop func(), err error) {
+	done := make(chan struct{})
+	err = migrate(ctx, cfg, logger)
+	if err == nil {
+		close(done)
+		return done, func() {}, nil
+	}
+	if !store.IsUnreachable(err) {
+		return nil, nil, err
+	}
+	logger.Warn("database unreachable at start; starting anyway, spooling records and retrying the migration",
+		"retry_in", time.Second, "error", err)
+
+	retryCtx, cancel := context.WithCancel(context.Background())
+	retryDone := make(chan struct{})
+	go func() {
+		defer close(retryDone)
+		retryMigration(retryCtx, cfg, logger, done)
+	}()
+	stop = func() {
+		cancel()
+		<-retryDone
+	}
+	return done, stop, nil
+}
+
+// retryMigration retries migrate with a wait that starts at one second
+// and doubles up to migrateRetryMax, until it succeeds, then closes
+// migrated. It returns early when ctx ends.
+func retryMigration(ctx context.Context, cfg *config, logger *slog.Logger, migrated chan<- struct{}) {
+	wait := time.Second
+	for {
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		err := migrate(ctx, cfg, logger)
+		if err == nil {
+			logger.Info("database reachable again; records go to the database and the spool is replayed")
+			close(migrated)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		wait = min(2*wait, migrateRetryMax)
+		if store.IsUnreachable(err) {
+			logger.Warn("database still unreachable; retrying the migration", "retry_in", wait, "error", err)
+		} else {
+			logger.Error("migrating the database failed; retrying", "retry_in", wait, "error", err)
+		}
+	}
+}
+
 // loadPrices returns the price table that buildConfig loaded, or the
 // built-in table.
 func loadPrices(cfg *config, logger *slog.Logger) (*pricing.Table, error) {
@@ -82,9 +148,11 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 	if err != nil {
 		return configError{err}
 	}
-	if err := migrate(ctx, cfg, logger); err != nil {
+	migrated, stopMigration, err := startMigration(ctx, cfg, logger)
+	if err != nil {
 		return err
 	}
+	defer stopMigration()
 	st, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", store.RedactURL(cfg.DatabaseURL), err)
@@ -106,6 +174,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
 		FlushInterval: cfg.SpoolSync,
 		Spool:         sp,
 		SyncInterval:  cfg.SpoolSync,
+		StoreReady:    migrated,
 	}, logger.With("component", "writer"), reg)
 	writerDone := make(chan struct{})
 	go func() {

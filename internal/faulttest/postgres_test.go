@@ -1,8 +1,11 @@
 package faulttest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -330,4 +333,163 @@ func TestShutdownWithDatabaseDown(t *testing.T) {
 		t.Errorf("exit code after the restart = %d, want 0", code)
 	}
 	checkAllStored(t, pg.url, append(before, down...))
+}
+
+// readyStatus returns the status code and the "database" field of the
+// proxy's /readyz.
+func readyStatus(t *testing.T, p *proxyProcess) (int, string) {
+	t.Helper()
+	resp, err := newClient().Get(p.adminURL + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz: %v", err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Database string `json:"database"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body); err != nil {
+		t.Fatalf("decode /readyz: %v", err)
+	}
+	return resp.StatusCode, body.Database
+}
+
+// TestStartWithDatabaseDown starts the proxy while Postgres is stopped,
+// as after a crash or a deploy during an outage. The proxy must start
+// and stay ready, spool the calls, migrate once the database is back,
+// and store every call exactly once.
+func TestStartWithDatabaseDown(t *testing.T) {
+	pg := startPrivatePostgres(t)
+	pg.stop(t, "fast")
+	upstream := startStandin(t)
+	// A queue of 50 makes most of the 300 calls overflow to the spool.
+	p := startProxy(t, "--upstream", upstream, "--database-url", pg.url,
+		"--spool-dir", filepath.Join(t.TempDir(), "spool"), "--queue-size", "50")
+	if !strings.Contains(p.logs(), "database unreachable at start") {
+		t.Errorf("no warning that the database is unreachable at start")
+	}
+
+	down := runLoad(p.url, 4, 300, nil, nil)
+	status, database := readyStatus(t, p)
+	if status != 200 {
+		t.Errorf("/readyz with the database down = %d, want 200", status)
+	}
+	if !strings.HasPrefix(database, "unreachable") {
+		t.Errorf("/readyz database = %q with the database down, want unreachable: ...", database)
+	}
+
+	pg.start(t)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(p.logs(), "database reachable again") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no migration within 60s of the database start")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for time.Now().Before(deadline) {
+		if rows, _ := countRecords(t, pg.url); rows >= int64(len(down)) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	status, database = readyStatus(t, p)
+	if status != 200 || database != "ok" {
+		t.Errorf("/readyz after the recovery = %d with database %q, want 200 with ok", status, database)
+	}
+
+	if code := p.stop(t, syscall.SIGTERM, 60*time.Second); code != 0 {
+		t.Errorf("exit code = %d, want 0", code)
+	}
+	checkAllStored(t, pg.url, down)
+}
+
+// TestStartFailsOnReachableDatabase checks that only an unreachable
+// database lets the proxy start: a migration that fails on a reachable
+// server, here a dirty schema, and an SQLite file that cannot be opened
+// must still stop the start with their error.
+func TestStartFailsOnReachableDatabase(t *testing.T) {
+	pg := startPrivatePostgres(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL); INSERT INTO schema_migrations VALUES (1, true)")
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatalf("mark the schema dirty: %v", err)
+	}
+	upstream := startStandin(t)
+
+	cases := []struct {
+		name        string
+		databaseURL string
+		wantLog     string
+	}{
+		{name: "dirty Postgres schema", databaseURL: pg.url, wantLog: "dirty"},
+		{name: "SQLite directory missing", databaseURL: "sqlite:" + filepath.Join(t.TempDir(), "missing", "x.db"), wantLog: "missing"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(buildBinary(t), "serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+				"--upstream", upstream, "--database-url", c.databaseURL, "--spool-dir", filepath.Join(t.TempDir(), "spool"))
+			cmd.Env = cleanEnv()
+			out, err := runBounded(cmd, 60*time.Second)
+			if err == nil {
+				t.Fatalf("serve exited 0, want a failed start:\n%s", out)
+			}
+			if !strings.Contains(string(out), c.wantLog) {
+				t.Errorf("serve output does not mention %q:\n%s", c.wantLog, out)
+			}
+			if strings.Contains(string(out), "deepmeter started") {
+				t.Errorf("serve started, want it to stop at the migration:\n%s", out)
+			}
+		})
+	}
+}
+
+// runBounded runs cmd and kills it after timeout, returning its combined
+// output.
+func runBounded(cmd *exec.Cmd, timeout time.Duration) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	timer := time.AfterFunc(timeout, func() { cmd.Process.Kill() })
+	defer timer.Stop()
+	err := cmd.Wait()
+	return out.Bytes(), err
+}
+
+// TestSpoolFullRecovers fills a small spool during an outage, so records
+// are dropped and /readyz turns 503. After the database is back and the
+// replay has drained the spool, /readyz must return 200 again, although
+// no append to the spool succeeded since it was full.
+func TestSpoolFullRecovers(t *testing.T) {
+	pg := startPrivatePostgres(t)
+	upstream := startStandin(t)
+	p := startProxy(t, "--upstream", upstream, "--database-url", pg.url,
+		"--spool-dir", filepath.Join(t.TempDir(), "spool"), "--queue-size", "10", "--spool-max-bytes", "1048576")
+
+	// 1,500 calls take more than the 1 MiB spool, the minimum size.
+	pg.stop(t, "fast")
+	runLoad(p.url, 4, 1500, nil, nil)
+	if status, _ := readyStatus(t, p); status != 503 {
+		t.Errorf("/readyz with a full spool = %d, want 503", status)
+	}
+
+	pg.start(t)
+	deadline := time.Now().Add(60 * time.Second)
+	status, database := readyStatus(t, p)
+	for status != 200 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		status, database = readyStatus(t, p)
+	}
+	if status != 200 || database != "ok" {
+		t.Errorf("/readyz after the spool drained = %d with database %q, want 200 with ok", status, database)
+	}
+	if code := p.stop(t, syscall.SIGTERM, 60*time.Second); code != 0 {
+		t.Errorf("exit code = %d, want 0", code)
+	}
 }
