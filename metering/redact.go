@@ -35,8 +35,9 @@ const (
 )
 
 // RedactRule replaces every match of Pattern in the stored bodies, the
-// message and the error message of a record with Replacement, which may
-// refer to submatches as regexp.Regexp.Expand does ($1, ${name}).
+// message, the error message, the user id, the page tab and the endpoint
+// of a record with Replacement, which may refer to submatches as
+// regexp.Regexp.Expand does ($1, ${name}).
 type RedactRule struct {
 	Pattern     *regexp.Regexp
 	Replacement string
@@ -123,7 +124,9 @@ func decodeRedactFile(data []byte) (raw []rawRedactRule, err error) {
 
 // protect removes what must not be stored from a finished record: every
 // body when bodies are not kept, then the redaction rules and the masking
-// of API keys on every text taken from a body.
+// of API keys on every string column a client or the upstream can fill.
+// The upstream path and the model names get only the masking, because
+// rules that rewrote them would change which price and metrics apply.
 func (m *Meter) protect(r *store.Record, noBodies bool) {
 	if noBodies || m.bodies == BodiesNone {
 		r.RequestData = ""
@@ -134,6 +137,12 @@ func (m *Meter) protect(r *store.Record, noBodies bool) {
 	r.ResponseData = m.redact(r.ResponseData)
 	r.Message = cutRunes(m.redact(r.Message), maxMessageRunes)
 	r.ErrorMessage = cutRunes(m.redact(r.ErrorMessage), maxErrorRunes)
+	r.UserID = cutRunes(m.redact(r.UserID), maxFieldRunes)
+	r.PageTab = cutRunes(m.redact(r.PageTab), maxFieldRunes)
+	r.Endpoint = cutRunes(m.redact(r.Endpoint), maxFieldRunes)
+	r.UpstreamPath = MaskSecrets(r.UpstreamPath)
+	r.RequestedModel = MaskSecrets(r.RequestedModel)
+	r.Model = MaskSecrets(r.Model)
 }
 
 // redact applies the redaction rules and then masks secrets, so no rule

@@ -204,3 +204,47 @@ func FuzzMaskSecrets(f *testing.F) {
 		}
 	})
 }
+
+// TestCallMasksKeysInShortColumns sends a key as the user id, in the body
+// and as the attribution header, and in the other short columns a client
+// fills. Those columns are listed and filtered in the admin API, so a key
+// there is as exposed as one in a body.
+func TestCallMasksKeysInShortColumns(t *testing.T) {
+	const key = "sk-shortcolumnkey0000000000000wxyz"
+	rules := []RedactRule{{Pattern: regexp.MustCompile(`[a-z]+@example\.com`), Replacement: "<email>"}}
+	tests := []struct {
+		name string
+		body string
+		attr Attribution
+	}{
+		{"user in body", `{"model":"deepseek-chat","user":"` + key + `","messages":[]}`, Attribution{}},
+		{"user header", `{"model":"deepseek-chat","messages":[]}`, Attribution{UserID: "bob@example.com " + key}},
+		{"page tab and endpoint", `{"model":"deepseek-chat","messages":[]}`, Attribution{PageTab: key, Endpoint: "/feature/" + key}},
+		{"model", `{"model":"` + key + `","messages":[]}`, Attribution{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newMeterEnv(t, Options{RedactRules: rules})
+			call := env.meter.Begin("call-1", testStart, "/chat/completions", []byte(tt.body), tt.attr)
+			call.Response(200, jsonHeader())
+			call.Write([]byte(chatCompletion("deepseek-chat", "hi", usageJSON(10, 2, 0, 10))))
+			rec := call.Finish(End{StatusCode: 200})
+
+			for column, value := range map[string]string{
+				"user_id":         rec.UserID,
+				"page_tab":        rec.PageTab,
+				"endpoint":        rec.Endpoint,
+				"upstream_path":   rec.UpstreamPath,
+				"requested_model": rec.RequestedModel,
+				"model":           rec.Model,
+			} {
+				if strings.Contains(value, key[3:15]) {
+					t.Errorf("%s = %q, want the key masked", column, value)
+				}
+				if strings.Contains(value, "bob@") {
+					t.Errorf("%s = %q, want the email redacted", column, value)
+				}
+			}
+		})
+	}
+}
