@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -73,8 +74,8 @@ func ParseRedactRules(data []byte) ([]RedactRule, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redaction rule %d (pattern %q): invalid regular expression: %w", n, cutRunes(*r.Pattern, 60), err)
 		}
-		if re.MatchString("") {
-			return nil, fmt.Errorf("redaction rule %d (pattern %q): the pattern matches the empty string, so it would insert the replacement everywhere", n, cutRunes(*r.Pattern, 60))
+		if matchesEmpty(*r.Pattern) {
+			return nil, fmt.Errorf("redaction rule %d (pattern %q): the pattern can match the empty string, so it would insert the replacement between characters; make it consume at least one character", n, cutRunes(*r.Pattern, 60))
 		}
 		rules = append(rules, RedactRule{Pattern: re, Replacement: *r.Replacement})
 	}
@@ -82,6 +83,51 @@ func ParseRedactRules(data []byte) ([]RedactRule, error) {
 		return nil, errors.New("redaction rules are empty: list at least one {pattern, replacement} object")
 	}
 	return rules, nil
+}
+
+// matchesEmpty reports whether pattern can match an empty string
+// anywhere in a text. Empty-width assertions such as \b, ^ and $ count
+// as satisfiable, so a pattern made only of them is rejected although
+// regexp.MatchString("") is false for \b. The pattern must already
+// compile.
+func matchesEmpty(pattern string) bool {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return true
+	}
+	return canBeEmpty(re.Simplify())
+}
+
+// canBeEmpty reports whether re can match without consuming a character.
+func canBeEmpty(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpNoMatch, syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return false
+	case syntax.OpLiteral:
+		return len(re.Rune) == 0
+	case syntax.OpCapture, syntax.OpPlus:
+		return canBeEmpty(re.Sub[0])
+	case syntax.OpStar, syntax.OpQuest:
+		return true
+	case syntax.OpRepeat:
+		return re.Min == 0 || canBeEmpty(re.Sub[0])
+	case syntax.OpConcat:
+		for _, sub := range re.Sub {
+			if !canBeEmpty(sub) {
+				return false
+			}
+		}
+		return true
+	case syntax.OpAlternate:
+		for _, sub := range re.Sub {
+			if canBeEmpty(sub) {
+				return true
+			}
+		}
+		return false
+	}
+	// OpEmptyMatch and the assertions: ^, $, \A, \z, \b, \B.
+	return true
 }
 
 // rawRedactRule is one entry of a rule file before validation.

@@ -146,7 +146,17 @@ func TestParseRedactRules(t *testing.T) {
 		{"missing pattern", `[{"pattern":"a","replacement":"b"},{"replacement":"b"}]`, 0, "rule 2: missing pattern"},
 		{"missing replacement", `[{"pattern":"a"}]`, 0, `rule 1 (pattern "a"): missing replacement`},
 		{"bad regexp", `[{"pattern":"a","replacement":""},{"pattern":"(","replacement":""}]`, 0, `rule 2 (pattern "("): invalid regular expression`},
-		{"matches empty", `[{"pattern":"a*","replacement":"x"}]`, 0, "matches the empty string"},
+		{"matches empty", `[{"pattern":"a*","replacement":"x"}]`, 0, "can match the empty string"},
+		{"flags only", `[{"pattern":"(?i)","replacement":"x"}]`, 0, "can match the empty string"},
+		{"word boundary", `[{"pattern":"\\b","replacement":"x"}]`, 0, "can match the empty string"},
+		{"not a word boundary", `[{"pattern":"\\B","replacement":"x"}]`, 0, "can match the empty string"},
+		{"line anchors", `[{"pattern":"(?m)^$","replacement":"x"}]`, 0, "can match the empty string"},
+		{"end of text", `[{"pattern":"$","replacement":"x"}]`, 0, "can match the empty string"},
+		{"empty alternative", `[{"pattern":"cust|\\b","replacement":"x"}]`, 0, "can match the empty string"},
+		{"optional group", `[{"pattern":"(?:id-\\d+)?\\b","replacement":"x"}]`, 0, "can match the empty string"},
+		{"zero repeat", `[{"pattern":"x{0,3}","replacement":"y"}]`, 0, "can match the empty string"},
+		{"anchored word", `[{"pattern":"^\\bcust-\\d+\\b$","replacement":"x"}]`, 1, ""},
+		{"plus of class", `[{"pattern":"[0-9]+","replacement":"#"}]`, 1, ""},
 		{"pattern too long", `[{"pattern":"` + strings.Repeat("a", 1001) + `","replacement":""}]`, 0, "at most 1000"},
 	}
 	for _, tt := range tests {
@@ -170,20 +180,25 @@ func TestParseRedactRules(t *testing.T) {
 
 // FuzzParseRedactRules feeds arbitrary files to the parser, which must
 // return rules or an error, never panic, and never accept a rule that
-// matches the empty string.
+// matches the empty string anywhere in a probe text.
 func FuzzParseRedactRules(f *testing.F) {
 	f.Add([]byte(`[{"pattern":"cust-\\d+","replacement":"cust-#"}]`))
 	f.Add([]byte("- pattern: 'a+'\n  replacement: b\n"))
 	f.Add([]byte("- pattern: '('\n"))
 	f.Add([]byte("&a [*a]"))
+	f.Add([]byte("- pattern: '\\b'\n  replacement: x\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rules, err := ParseRedactRules(data)
 		if err != nil {
 			return
 		}
 		for i, r := range rules {
-			if r.Pattern.MatchString("") {
-				t.Errorf("rule %d (%s) matches the empty string", i+1, r.Pattern)
+			for _, probe := range []string{"", "a", "a b", "ab-1 c", "\n\n"} {
+				for _, loc := range r.Pattern.FindAllStringIndex(probe, -1) {
+					if loc[0] == loc[1] {
+						t.Errorf("rule %d (%s) matches the empty string at %d of %q", i+1, r.Pattern, loc[0], probe)
+					}
+				}
 			}
 		}
 	})
