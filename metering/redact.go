@@ -179,8 +179,8 @@ func (m *Meter) protect(r *store.Record, noBodies bool) {
 		r.ResponseData = ""
 		r.Message = "N/A"
 	}
-	r.RequestData = m.redact(r.RequestData)
-	r.ResponseData = m.redact(r.ResponseData)
+	r.RequestData = m.redactBody(r.RequestData)
+	r.ResponseData = m.redactBody(r.ResponseData)
 	r.Message = cutRunes(m.redact(r.Message), maxMessageRunes)
 	r.ErrorMessage = cutRunes(m.redact(r.ErrorMessage), maxErrorRunes)
 	r.UserID = cutRunes(m.redact(r.UserID), maxFieldRunes)
@@ -225,17 +225,26 @@ func MaskSecrets(s string) string {
 		return s
 	}
 	if hasKey {
-		s = apiKeyPattern.ReplaceAllStringFunc(s, func(key string) string {
-			return "sk-****" + key[len(key)-4:]
-		})
+		s = apiKeyPattern.ReplaceAllStringFunc(s, maskKey)
 	}
 	if hasBearer {
 		s = bearerPattern.ReplaceAllStringFunc(s, func(match string) string {
 			sub := bearerPattern.FindStringSubmatch(match)
-			return sub[1] + "****" + sub[2][len(sub[2])-4:]
+			return maskBearer(sub[1], sub[2])
 		})
 	}
 	return s
+}
+
+// maskKey returns the mask of an API key matched by apiKeyPattern.
+func maskKey(key string) string {
+	return "sk-****" + key[len(key)-4:]
+}
+
+// maskBearer returns the mask of a bearer credential: the scheme and the
+// whitespace after it, then the token's last four characters.
+func maskBearer(scheme, token string) string {
+	return scheme + "****" + token[len(token)-4:]
 }
 
 // containsFold reports whether s contains the lower-case ASCII word,
