@@ -236,6 +236,49 @@ func MaskSecrets(s string) string {
 	return s
 }
 
+// maskCutKey masks a key or bearer token split by a cut at the end of s.
+// MaskSecrets misses such a fragment when fewer than eight of its
+// characters remain, and otherwise keeps four characters that are not
+// the key's last four. The fragment from "sk-" on, which may be spelled
+// with JSON \u escapes, becomes "sk-****", and a token after "Bearer"
+// becomes "****". A word that merely contains "sk-", such as "task-li",
+// is masked too, because at a cut it cannot be told from a key.
+func maskCutKey(s string) string {
+	start := len(s)
+	for start > 0 && (isKeyByte(s[start-1]) || s[start-1] == '\\') {
+		start--
+	}
+	if run := s[start:]; strings.Contains(run, "sk") {
+		decoded := decodeJSONEscapes(run)
+		if i := strings.Index(decoded.decoded, "sk-"); i >= 0 {
+			return s[:start+int(decoded.from[i])] + "sk-****"
+		}
+	}
+
+	tokenStart := len(s)
+	for tokenStart > 0 && isTokenByte(s[tokenStart-1]) {
+		tokenStart--
+	}
+	head := strings.TrimRight(s[:tokenStart], " \t\r\n")
+	if tokenStart < len(s) && len(head) < tokenStart && len(head) >= len("bearer") &&
+		strings.EqualFold(head[len(head)-len("bearer"):], "bearer") {
+		return s[:tokenStart] + "****"
+	}
+	return s
+}
+
+// isKeyByte reports whether c is one of the characters of apiKeyPattern
+// after "sk-".
+func isKeyByte(c byte) bool {
+	return c == '_' || c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// isTokenByte reports whether c is one of the token characters of
+// bearerPattern.
+func isTokenByte(c byte) bool {
+	return isKeyByte(c) || strings.IndexByte(".~+/=", c) >= 0
+}
+
 // maskKey returns the mask of an API key matched by apiKeyPattern.
 func maskKey(key string) string {
 	return "sk-****" + key[len(key)-4:]

@@ -1,6 +1,7 @@
 package metering
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -262,4 +263,88 @@ func TestCallMasksKeysInShortColumns(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMaskCutKey checks the masking of a key or bearer token that a cut
+// at the storage cap split: the fragment keeps no key character, however
+// few of them remain and however "sk-" is spelled.
+func TestMaskCutKey(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"five key characters", `{"content":"xxsk-ABCDE`, `{"content":"xxsk-****`},
+		{"twelve key characters", `{"content":"a sk-ABCDEFGHIJKL`, `{"content":"a sk-****`},
+		{"prefix only", `{"content":"a sk-`, `{"content":"a sk-****`},
+		{"escaped dash", `{"content":"a sk\u002dABCDE`, `{"content":"a sk-****`},
+		{"half an escape", `{"content":"a sk-ABCDE\u00`, `{"content":"a sk-****`},
+		{"after a newline escape", `{"content":"a\nsk-ABC`, `{"content":"a\nsk-****`},
+		{"bearer token", `"Authorization: Bearer abcdef`, `"Authorization: Bearer ****`},
+		{"bearer with a key", `"bearer sk-abcdef`, `"bearer sk-****`},
+		{"cut before the key", `{"content":"a s`, `{"content":"a s`},
+		{"cut after sk", `{"content":"a sk`, `{"content":"a sk`},
+		{"ordinary word", `{"content":"hello world`, `{"content":"hello world`},
+		{"bearer with no token", `{"content":"the bearer `, `{"content":"the bearer `},
+		{"empty", ``, ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := maskCutKey(tt.in); got != tt.want {
+				t.Errorf("maskCutKey(%s) = %s, want %s", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCallMasksKeyAtCut stores a request body, a JSON response body and
+// a stream's text each cut in the middle of a key, and checks that no
+// more than "sk-" of the key is stored. A key cut after fewer than eight
+// characters escapes MaskSecrets, so the cut must mask it.
+func TestCallMasksKeyAtCut(t *testing.T) {
+	const maxStored = 128
+	const key = "sk-CUTKEYCUTKEYCUTKEY0123456789wxyz"
+	// pad puts the key's first 3+keep bytes at the end of the first
+	// maxStored bytes of prefix+pad+key.
+	pad := func(prefix string, keep int) string {
+		return strings.Repeat("p", maxStored-len(prefix)-len("sk-")-keep)
+	}
+	reqPrefix := `{"model":"deepseek-chat","messages":[{"role":"user","content":"`
+	respPrefix := `{"error":{"message":"`
+
+	for _, keep := range []int{1, 5, 12} {
+		t.Run(fmt.Sprintf("%d key characters", keep), func(t *testing.T) {
+			env := newMeterEnv(t, Options{MaxStoredBody: maxStored})
+			req := reqPrefix + pad(reqPrefix, keep) + key + `"}]}`
+			resp := respPrefix + pad(respPrefix, keep) + key + ` is invalid","type":"authentication_error"}}`
+			rec := env.run("/chat/completions", req, &response{status: 401, header: jsonHeader(), chunks: [][]byte{[]byte(resp)}}, End{})
+
+			for column, value := range map[string]string{"request_data": rec.RequestData, "response_data": rec.ResponseData} {
+				if !strings.Contains(value, "sk-****…[truncated") {
+					t.Errorf("%s = %q, want the key fragment masked as sk-**** at the cut", column, value)
+				}
+				if strings.Contains(value, "sk-"+key[3:4]) {
+					t.Errorf("%s = %q, want no key character after sk-", column, value)
+				}
+			}
+		})
+	}
+
+	t.Run("stream text budget", func(t *testing.T) {
+		const maxText = 32
+		p := newStreamParser(maxText, maxEventLine)
+		content := strings.Repeat("c", maxText-len("sk-")-5) + key
+		p.write([]byte(sseBody(chunk("deepseek-chat", content, "stop", usageJSON(10, 2, 0, 10)), "[DONE]")))
+		p.finish()
+		out := p.outcome(1 << 20)
+		if !out.truncated {
+			t.Errorf("truncated = false, want true for text over the budget")
+		}
+		if !strings.Contains(out.data, `sk-****"`) {
+			t.Errorf("data = %s, want the content to end in sk-****", out.data)
+		}
+		if strings.Contains(out.data, key[3:8]) {
+			t.Errorf("data = %s, want no key character after sk-", out.data)
+		}
+	})
 }

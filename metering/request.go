@@ -134,7 +134,7 @@ func cutStored(head []byte, size int64, maxStored int) string {
 }
 
 // storedHead returns the first maxStored bytes of head as stored text,
-// cut between UTF-8 sequences.
+// cut between UTF-8 sequences, with a key fragment at the cut masked.
 func storedHead(head []byte, maxStored int) string {
 	if len(head) > maxStored {
 		head = head[:runeCut(head, maxStored)]
@@ -144,7 +144,7 @@ func storedHead(head []byte, maxStored int) string {
 		// Replacement characters for invalid bytes take three bytes each.
 		s = s[:runeCut([]byte(s), maxStored)]
 	}
-	return s
+	return maskCutKey(s)
 }
 
 // runeCut returns the largest n <= limit at which b can be cut without
