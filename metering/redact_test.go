@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // TestMaskSecrets checks that keys and bearer tokens anywhere in stored
@@ -347,4 +348,39 @@ func TestCallMasksKeyAtCut(t *testing.T) {
 			t.Errorf("data = %s, want no key character after sk-", out.data)
 		}
 	})
+}
+
+// TestCallMasksKeyAtColumnCut puts a key across the character limit of
+// message, user_id and error_message, which cut their text, so only a
+// few of the key's characters would remain for MaskSecrets to miss.
+func TestCallMasksKeyAtColumnCut(t *testing.T) {
+	const key = "sk-COLUMNCUTKEY0123456789abcdwxyz"
+	// across returns n-5 characters of padding, then the key, so the cut
+	// at n characters keeps "sk-" and two key characters.
+	across := func(n int) string {
+		return strings.Repeat("m", n-5) + key
+	}
+	req := `{"model":"deepseek-chat","user":"` + across(maxFieldRunes) + `","messages":[{"role":"user","content":"` + across(maxMessageRunes) + `"}]}`
+	resp := `{"error":{"message":"` + across(maxErrorRunes) + `","type":"invalid_request_error"}}`
+	env := newMeterEnv(t, Options{})
+	rec := env.run("/chat/completions", req, &response{status: 400, header: jsonHeader(), chunks: [][]byte{[]byte(resp)}}, End{})
+
+	for _, column := range []struct {
+		name, value string
+		limit       int
+	}{
+		{"message", rec.Message, maxMessageRunes},
+		{"user_id", rec.UserID, maxFieldRunes},
+		{"error_message", rec.ErrorMessage, maxErrorRunes},
+	} {
+		if strings.Contains(column.value, key[3:5]) {
+			t.Errorf("%s ends in %q, want no key character after sk-", column.name, column.value[max(len(column.value)-12, 0):])
+		}
+		if !strings.HasSuffix(column.value, "sk-**") {
+			t.Errorf("%s ends in %q, want the masked fragment sk-**", column.name, column.value[max(len(column.value)-12, 0):])
+		}
+		if n := utf8.RuneCountInString(column.value); n > column.limit {
+			t.Errorf("%s has %d characters, want at most %d", column.name, n, column.limit)
+		}
+	}
 }

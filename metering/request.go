@@ -75,7 +75,7 @@ func messageText(root gjson.Result) string {
 	if strings.TrimSpace(text) == "" {
 		text = contentText(root.Get("content"))
 	}
-	return cutRunes(strings.TrimSpace(sanitize(text)), maxMessageRunes)
+	return cutRunesMasked(strings.TrimSpace(sanitize(text)), maxMessageRunes)
 }
 
 // contentText returns the text of a message content: a string as it is,
@@ -197,10 +197,21 @@ func cutRunes(s string, n int) string {
 	return s
 }
 
+// cutRunesMasked is cutRunes for a stored column: a key or bearer token
+// that the cut splits is masked, and the result is still at most n
+// characters.
+func cutRunesMasked(s string, n int) string {
+	cut := cutRunes(s, n)
+	if len(cut) == len(s) {
+		return s
+	}
+	return cutRunes(maskCutKey(cut), n)
+}
+
 // cleanField makes an upstream or client string safe to store in a short
 // column.
 func cleanField(s string) string {
-	return cutRunes(sanitize(s), maxFieldRunes)
+	return cutRunesMasked(sanitize(s), maxFieldRunes)
 }
 
 // isEventStream reports whether a response body is a stream of
