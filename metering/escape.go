@@ -17,14 +17,27 @@ type jsonText struct {
 	raw     string
 	decoded string
 	// from[i] is the offset in raw of the escape or byte that produced
-	// decoded[i]. from[len(decoded)] is len(raw).
+	// decoded[i]. from[len(decoded)] is len(raw). It is nil when raw has
+	// no backslash, so decoded is raw.
 	from []int32
+}
+
+// rawStart returns the offset in raw of the escape or byte that produced
+// decoded[i].
+func (t jsonText) rawStart(i int) int {
+	if t.from == nil {
+		return i
+	}
+	return int(t.from[i])
 }
 
 // decodeJSONEscapes decodes the escapes of raw. A backslash that starts no
 // valid escape, such as one at the cut of a truncated body, is kept as it
 // is, and a lone UTF-16 surrogate becomes U+FFFD.
 func decodeJSONEscapes(raw string) jsonText {
+	if strings.IndexByte(raw, '\\') < 0 {
+		return jsonText{raw: raw, decoded: raw}
+	}
 	var decoded strings.Builder
 	decoded.Grow(len(raw))
 	from := make([]int32, 0, len(raw)+1)
@@ -110,7 +123,7 @@ func (t jsonText) replaceAll(re *regexp.Regexp, replacement func(text string, ma
 	out.Grow(len(t.raw))
 	last := 0
 	for _, match := range matches {
-		start, end := int(t.from[match[0]]), t.rawEnd(match[1])
+		start, end := t.rawStart(match[0]), t.rawEnd(match[1])
 		if start < last {
 			continue
 		}
@@ -125,8 +138,8 @@ func (t jsonText) replaceAll(re *regexp.Regexp, replacement func(text string, ma
 // rawEnd returns the offset in raw just after the escape or byte that
 // produced decoded[end-1].
 func (t jsonText) rawEnd(end int) int {
-	if end == 0 {
-		return int(t.from[0])
+	if t.from == nil || end == 0 {
+		return end
 	}
 	j := end
 	for j < len(t.decoded) && t.from[j] == t.from[end-1] {
@@ -159,21 +172,19 @@ func appendJSONEscaped(out *strings.Builder, s string) {
 }
 
 // redactBody redacts and masks request_data or response_data, which is
-// JSON text, possibly cut at the storage cap. When the body has escapes that
-// could spell a key or a rule's match, the rules and the masking run on
-// the decoded text and each replacement goes back JSON-escaped. The rest
-// of the body keeps its original escapes, so the result stays valid JSON
-// unless a rule itself matches a quote that delimits a string.
+// JSON text, possibly cut at the storage cap. The rules and the masking
+// run on the text that the JSON escapes spell, and each replacement goes
+// back JSON-escaped. The rest of the body keeps its original escapes, so
+// the result stays valid JSON unless a rule itself matches a quote that
+// delimits a string.
 //
 // TODO: escapes are decoded once, so a key escaped twice, as in a tool
 // call's arguments (a JSON string that holds JSON), is not found.
 func (m *Meter) redactBody(s string) string {
-	if !strings.Contains(s, `\`) {
-		return m.redact(s)
-	}
 	// Without rules, only a \u escape can spell a key character, and any
 	// escape can stand for the whitespace after "bearer".
-	if len(m.redactRules) == 0 && !strings.Contains(s, `\u`) && !containsFold(s, "bearer") {
+	noEscapes := !strings.Contains(s, `\`)
+	if len(m.redactRules) == 0 && (noEscapes || !strings.Contains(s, `\u`) && !containsFold(s, "bearer")) {
 		return MaskSecrets(s)
 	}
 

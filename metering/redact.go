@@ -251,7 +251,7 @@ func maskCutKey(s string) string {
 	if run := s[start:]; strings.Contains(run, "sk") {
 		decoded := decodeJSONEscapes(run)
 		if i := strings.Index(decoded.decoded, "sk-"); i >= 0 {
-			return s[:start+int(decoded.from[i])] + "sk-****"
+			return s[:start+decoded.rawStart(i)] + "sk-****"
 		}
 	}
 
