@@ -207,10 +207,10 @@ func TestNoKeyInDatabaseOrLogs(t *testing.T) {
 	})
 }
 
-// keyFragment returns "sk-" with the first four characters of key's
-// part after it, as a key cut at a storage limit leaves it, or the first
-// 8-character piece of that part, when text contains it, or "". A mask
-// keeps four characters after "****", so it never matches.
+// keyFragment returns the first piece of key found in text: "sk-" with
+// the next four characters, which a key cut at a storage limit leaves, or
+// any eight characters after "sk-". It returns "" when none is found. A
+// mask keeps four characters after "****", so it never matches.
 func keyFragment(text, key string) string {
 	body := key[len("sk-"):]
 	if start := "sk-" + body[:4]; strings.Contains(text, start) {
