@@ -242,7 +242,7 @@ func MaskSecrets(s string) string {
 // the key's last four. The fragment from "sk-" on, which may be spelled
 // with JSON \u escapes, becomes "sk-****", and a token after "Bearer"
 // becomes "****". A word that merely contains "sk-", such as "task-li",
-// is masked too, because at a cut it cannot be told from a key.
+// is masked too, because at a cut it cannot be distinguished from a key.
 func maskCutKey(s string) string {
 	start := len(s)
 	for start > 0 && (isKeyByte(s[start-1]) || s[start-1] == '\\') {
