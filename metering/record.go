@@ -211,7 +211,7 @@ func failureReason(c *Call, end End, out outcome, failedStatus bool, decodeErr e
 // without API keys, at most maxErrorRunes characters.
 func errorText(s string) string {
 	s = MaskSecrets(sanitize(s))
-	return cutRunes(strings.TrimSpace(s), maxErrorRunes)
+	return cutRunesMasked(strings.TrimSpace(s), maxErrorRunes)
 }
 
 // price sets the cost fields of r from the served model's price at the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -35,8 +36,9 @@ const (
 )
 
 // RedactRule replaces every match of Pattern in the stored bodies, the
-// message and the error message of a record with Replacement, which may
-// refer to submatches as regexp.Regexp.Expand does ($1, ${name}).
+// message, the error message, the user id, the page tab and the endpoint
+// of a record with Replacement, which may refer to submatches as
+// regexp.Regexp.Expand does ($1, ${name}).
 type RedactRule struct {
 	Pattern     *regexp.Regexp
 	Replacement string
@@ -72,8 +74,8 @@ func ParseRedactRules(data []byte) ([]RedactRule, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redaction rule %d (pattern %q): invalid regular expression: %w", n, cutRunes(*r.Pattern, 60), err)
 		}
-		if re.MatchString("") {
-			return nil, fmt.Errorf("redaction rule %d (pattern %q): the pattern matches the empty string, so it would insert the replacement everywhere", n, cutRunes(*r.Pattern, 60))
+		if matchesEmpty(*r.Pattern) {
+			return nil, fmt.Errorf("redaction rule %d (pattern %q): the pattern can match the empty string, so it would insert the replacement between characters; make it consume at least one character", n, cutRunes(*r.Pattern, 60))
 		}
 		rules = append(rules, RedactRule{Pattern: re, Replacement: *r.Replacement})
 	}
@@ -81,6 +83,51 @@ func ParseRedactRules(data []byte) ([]RedactRule, error) {
 		return nil, errors.New("redaction rules are empty: list at least one {pattern, replacement} object")
 	}
 	return rules, nil
+}
+
+// matchesEmpty reports whether pattern can match an empty string
+// anywhere in a text. Empty-width assertions such as \b, ^ and $ count
+// as satisfiable, so a pattern made only of them is rejected although
+// regexp.MatchString("") is false for \b. The pattern must already
+// compile.
+func matchesEmpty(pattern string) bool {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return true
+	}
+	return canBeEmpty(re.Simplify())
+}
+
+// canBeEmpty reports whether re can match without consuming a character.
+func canBeEmpty(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpNoMatch, syntax.OpCharClass, syntax.OpAnyChar, syntax.OpAnyCharNotNL:
+		return false
+	case syntax.OpLiteral:
+		return len(re.Rune) == 0
+	case syntax.OpCapture, syntax.OpPlus:
+		return canBeEmpty(re.Sub[0])
+	case syntax.OpStar, syntax.OpQuest:
+		return true
+	case syntax.OpRepeat:
+		return re.Min == 0 || canBeEmpty(re.Sub[0])
+	case syntax.OpConcat:
+		for _, sub := range re.Sub {
+			if !canBeEmpty(sub) {
+				return false
+			}
+		}
+		return true
+	case syntax.OpAlternate:
+		for _, sub := range re.Sub {
+			if canBeEmpty(sub) {
+				return true
+			}
+		}
+		return false
+	}
+	// OpEmptyMatch and the assertions: ^, $, \A, \z, \b, \B.
+	return true
 }
 
 // rawRedactRule is one entry of a rule file before validation.
@@ -123,17 +170,25 @@ func decodeRedactFile(data []byte) (raw []rawRedactRule, err error) {
 
 // protect removes what must not be stored from a finished record: every
 // body when bodies are not kept, then the redaction rules and the masking
-// of API keys on every text taken from a body.
+// of API keys on every string column a client or the upstream can fill.
+// The upstream path and the model names get only the masking, because
+// rules that rewrote them would change which price and metrics apply.
 func (m *Meter) protect(r *store.Record, noBodies bool) {
 	if noBodies || m.bodies == BodiesNone {
 		r.RequestData = ""
 		r.ResponseData = ""
 		r.Message = "N/A"
 	}
-	r.RequestData = m.redact(r.RequestData)
-	r.ResponseData = m.redact(r.ResponseData)
-	r.Message = cutRunes(m.redact(r.Message), maxMessageRunes)
-	r.ErrorMessage = cutRunes(m.redact(r.ErrorMessage), maxErrorRunes)
+	r.RequestData = m.redactBody(r.RequestData)
+	r.ResponseData = m.redactBody(r.ResponseData)
+	r.Message = cutRunesMasked(m.redact(r.Message), maxMessageRunes)
+	r.ErrorMessage = cutRunesMasked(m.redact(r.ErrorMessage), maxErrorRunes)
+	r.UserID = cutRunesMasked(m.redact(r.UserID), maxFieldRunes)
+	r.PageTab = cutRunesMasked(m.redact(r.PageTab), maxFieldRunes)
+	r.Endpoint = cutRunesMasked(m.redact(r.Endpoint), maxFieldRunes)
+	r.UpstreamPath = MaskSecrets(r.UpstreamPath)
+	r.RequestedModel = MaskSecrets(r.RequestedModel)
+	r.Model = MaskSecrets(r.Model)
 }
 
 // redact applies the redaction rules and then masks secrets, so no rule
@@ -170,17 +225,69 @@ func MaskSecrets(s string) string {
 		return s
 	}
 	if hasKey {
-		s = apiKeyPattern.ReplaceAllStringFunc(s, func(key string) string {
-			return "sk-****" + key[len(key)-4:]
-		})
+		s = apiKeyPattern.ReplaceAllStringFunc(s, maskKey)
 	}
 	if hasBearer {
 		s = bearerPattern.ReplaceAllStringFunc(s, func(match string) string {
 			sub := bearerPattern.FindStringSubmatch(match)
-			return sub[1] + "****" + sub[2][len(sub[2])-4:]
+			return maskBearer(sub[1], sub[2])
 		})
 	}
 	return s
+}
+
+// maskCutKey masks a key or bearer token split by a cut at the end of s.
+// MaskSecrets misses such a fragment when fewer than eight of its
+// characters remain, and otherwise keeps four characters that are not
+// the key's last four. The fragment from "sk-" on, which may be spelled
+// with JSON \u escapes, becomes "sk-****", and a token after "Bearer"
+// becomes "****". A word that merely contains "sk-", such as "task-li",
+// is masked too, because at a cut it cannot be distinguished from a key.
+func maskCutKey(s string) string {
+	start := len(s)
+	for start > 0 && (isKeyByte(s[start-1]) || s[start-1] == '\\') {
+		start--
+	}
+	if run := s[start:]; strings.Contains(run, "sk") {
+		decoded := decodeJSONEscapes(run)
+		if i := strings.Index(decoded.decoded, "sk-"); i >= 0 {
+			return s[:start+decoded.rawStart(i)] + "sk-****"
+		}
+	}
+
+	tokenStart := len(s)
+	for tokenStart > 0 && isTokenByte(s[tokenStart-1]) {
+		tokenStart--
+	}
+	head := strings.TrimRight(s[:tokenStart], " \t\r\n")
+	if tokenStart < len(s) && len(head) < tokenStart && len(head) >= len("bearer") &&
+		strings.EqualFold(head[len(head)-len("bearer"):], "bearer") {
+		return s[:tokenStart] + "****"
+	}
+	return s
+}
+
+// isKeyByte reports whether c is one of the characters of apiKeyPattern
+// after "sk-".
+func isKeyByte(c byte) bool {
+	return c == '_' || c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// isTokenByte reports whether c is one of the token characters of
+// bearerPattern.
+func isTokenByte(c byte) bool {
+	return isKeyByte(c) || strings.IndexByte(".~+/=", c) >= 0
+}
+
+// maskKey returns the mask of an API key matched by apiKeyPattern.
+func maskKey(key string) string {
+	return "sk-****" + key[len(key)-4:]
+}
+
+// maskBearer returns the mask of a bearer credential: the scheme and the
+// whitespace after it, then the token's last four characters.
+func maskBearer(scheme, token string) string {
+	return scheme + "****" + token[len(token)-4:]
 }
 
 // containsFold reports whether s contains the lower-case ASCII word,

@@ -1,10 +1,12 @@
 package metering
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // TestMaskSecrets checks that keys and bearer tokens anywhere in stored
@@ -146,7 +148,17 @@ func TestParseRedactRules(t *testing.T) {
 		{"missing pattern", `[{"pattern":"a","replacement":"b"},{"replacement":"b"}]`, 0, "rule 2: missing pattern"},
 		{"missing replacement", `[{"pattern":"a"}]`, 0, `rule 1 (pattern "a"): missing replacement`},
 		{"bad regexp", `[{"pattern":"a","replacement":""},{"pattern":"(","replacement":""}]`, 0, `rule 2 (pattern "("): invalid regular expression`},
-		{"matches empty", `[{"pattern":"a*","replacement":"x"}]`, 0, "matches the empty string"},
+		{"matches empty", `[{"pattern":"a*","replacement":"x"}]`, 0, "can match the empty string"},
+		{"flags only", `[{"pattern":"(?i)","replacement":"x"}]`, 0, "can match the empty string"},
+		{"word boundary", `[{"pattern":"\\b","replacement":"x"}]`, 0, "can match the empty string"},
+		{"not a word boundary", `[{"pattern":"\\B","replacement":"x"}]`, 0, "can match the empty string"},
+		{"line anchors", `[{"pattern":"(?m)^$","replacement":"x"}]`, 0, "can match the empty string"},
+		{"end of text", `[{"pattern":"$","replacement":"x"}]`, 0, "can match the empty string"},
+		{"empty alternative", `[{"pattern":"cust|\\b","replacement":"x"}]`, 0, "can match the empty string"},
+		{"optional group", `[{"pattern":"(?:id-\\d+)?\\b","replacement":"x"}]`, 0, "can match the empty string"},
+		{"zero repeat", `[{"pattern":"x{0,3}","replacement":"y"}]`, 0, "can match the empty string"},
+		{"anchored word", `[{"pattern":"^\\bcust-\\d+\\b$","replacement":"x"}]`, 1, ""},
+		{"plus of class", `[{"pattern":"[0-9]+","replacement":"#"}]`, 1, ""},
 		{"pattern too long", `[{"pattern":"` + strings.Repeat("a", 1001) + `","replacement":""}]`, 0, "at most 1000"},
 	}
 	for _, tt := range tests {
@@ -170,20 +182,25 @@ func TestParseRedactRules(t *testing.T) {
 
 // FuzzParseRedactRules feeds arbitrary files to the parser, which must
 // return rules or an error, never panic, and never accept a rule that
-// matches the empty string.
+// matches the empty string anywhere in a probe text.
 func FuzzParseRedactRules(f *testing.F) {
 	f.Add([]byte(`[{"pattern":"cust-\\d+","replacement":"cust-#"}]`))
 	f.Add([]byte("- pattern: 'a+'\n  replacement: b\n"))
 	f.Add([]byte("- pattern: '('\n"))
 	f.Add([]byte("&a [*a]"))
+	f.Add([]byte("- pattern: '\\b'\n  replacement: x\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rules, err := ParseRedactRules(data)
 		if err != nil {
 			return
 		}
 		for i, r := range rules {
-			if r.Pattern.MatchString("") {
-				t.Errorf("rule %d (%s) matches the empty string", i+1, r.Pattern)
+			for _, probe := range []string{"", "a", "a b", "ab-1 c", "\n\n"} {
+				for _, loc := range r.Pattern.FindAllStringIndex(probe, -1) {
+					if loc[0] == loc[1] {
+						t.Errorf("rule %d (%s) matches the empty string at %d of %q", i+1, r.Pattern, loc[0], probe)
+					}
+				}
 			}
 		}
 	})
@@ -203,4 +220,167 @@ func FuzzMaskSecrets(f *testing.F) {
 			t.Errorf("MaskSecrets(%q) = %q, want it unchanged", s, got)
 		}
 	})
+}
+
+// TestCallMasksKeysInShortColumns sends a key as the user id, in the body
+// and as the attribution header, and in the other short columns a client
+// fills. Those columns are listed and filtered in the admin API, so a key
+// there is as exposed as one in a body.
+func TestCallMasksKeysInShortColumns(t *testing.T) {
+	const key = "sk-shortcolumnkey0000000000000wxyz"
+	rules := []RedactRule{{Pattern: regexp.MustCompile(`[a-z]+@example\.com`), Replacement: "<email>"}}
+	tests := []struct {
+		name string
+		body string
+		attr Attribution
+	}{
+		{"user in body", `{"model":"deepseek-chat","user":"` + key + `","messages":[]}`, Attribution{}},
+		{"user header", `{"model":"deepseek-chat","messages":[]}`, Attribution{UserID: "bob@example.com " + key}},
+		{"page tab and endpoint", `{"model":"deepseek-chat","messages":[]}`, Attribution{PageTab: key, Endpoint: "/feature/" + key}},
+		{"model", `{"model":"` + key + `","messages":[]}`, Attribution{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newMeterEnv(t, Options{RedactRules: rules})
+			call := env.meter.Begin("call-1", testStart, "/chat/completions", []byte(tt.body), tt.attr)
+			call.Response(200, jsonHeader())
+			call.Write([]byte(chatCompletion("deepseek-chat", "hi", usageJSON(10, 2, 0, 10))))
+			rec := call.Finish(End{StatusCode: 200})
+
+			for column, value := range map[string]string{
+				"user_id":         rec.UserID,
+				"page_tab":        rec.PageTab,
+				"endpoint":        rec.Endpoint,
+				"upstream_path":   rec.UpstreamPath,
+				"requested_model": rec.RequestedModel,
+				"model":           rec.Model,
+			} {
+				if strings.Contains(value, key[3:15]) {
+					t.Errorf("%s = %q, want the key masked", column, value)
+				}
+				if strings.Contains(value, "bob@") {
+					t.Errorf("%s = %q, want the email redacted", column, value)
+				}
+			}
+		})
+	}
+}
+
+// TestMaskCutKey checks the masking of a key or bearer token that a cut
+// at the storage cap split: the fragment keeps no key character, however
+// few of them remain and however "sk-" is spelled.
+func TestMaskCutKey(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"five key characters", `{"content":"xxsk-ABCDE`, `{"content":"xxsk-****`},
+		{"twelve key characters", `{"content":"a sk-ABCDEFGHIJKL`, `{"content":"a sk-****`},
+		{"prefix only", `{"content":"a sk-`, `{"content":"a sk-****`},
+		{"escaped dash", `{"content":"a sk\u002dABCDE`, `{"content":"a sk-****`},
+		{"half an escape", `{"content":"a sk-ABCDE\u00`, `{"content":"a sk-****`},
+		{"after a newline escape", `{"content":"a\nsk-ABC`, `{"content":"a\nsk-****`},
+		{"bearer token", `"Authorization: Bearer abcdef`, `"Authorization: Bearer ****`},
+		{"bearer with a key", `"bearer sk-abcdef`, `"bearer sk-****`},
+		{"cut before the key", `{"content":"a s`, `{"content":"a s`},
+		{"cut after sk", `{"content":"a sk`, `{"content":"a sk`},
+		{"ordinary word", `{"content":"hello world`, `{"content":"hello world`},
+		{"bearer with no token", `{"content":"the bearer `, `{"content":"the bearer `},
+		{"empty", ``, ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := maskCutKey(tt.in); got != tt.want {
+				t.Errorf("maskCutKey(%s) = %s, want %s", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestCallMasksKeyAtCut stores a request body, a JSON response body and
+// a stream's text each cut in the middle of a key, and checks that no
+// more than "sk-" of the key is stored. A key cut after fewer than eight
+// characters escapes MaskSecrets, so the cut must mask it.
+func TestCallMasksKeyAtCut(t *testing.T) {
+	const maxStored = 128
+	const key = "sk-CUTKEYCUTKEYCUTKEY0123456789wxyz"
+	// pad puts the key's first 3+keep bytes at the end of the first
+	// maxStored bytes of prefix+pad+key.
+	pad := func(prefix string, keep int) string {
+		return strings.Repeat("p", maxStored-len(prefix)-len("sk-")-keep)
+	}
+	reqPrefix := `{"model":"deepseek-chat","messages":[{"role":"user","content":"`
+	respPrefix := `{"error":{"message":"`
+
+	for _, keep := range []int{1, 5, 12} {
+		t.Run(fmt.Sprintf("%d key characters", keep), func(t *testing.T) {
+			env := newMeterEnv(t, Options{MaxStoredBody: maxStored})
+			req := reqPrefix + pad(reqPrefix, keep) + key + `"}]}`
+			resp := respPrefix + pad(respPrefix, keep) + key + ` is invalid","type":"authentication_error"}}`
+			rec := env.run("/chat/completions", req, &response{status: 401, header: jsonHeader(), chunks: [][]byte{[]byte(resp)}}, End{})
+
+			for column, value := range map[string]string{"request_data": rec.RequestData, "response_data": rec.ResponseData} {
+				if !strings.Contains(value, "sk-****…[truncated") {
+					t.Errorf("%s = %q, want the key fragment masked as sk-**** at the cut", column, value)
+				}
+				if strings.Contains(value, "sk-"+key[3:4]) {
+					t.Errorf("%s = %q, want no key character after sk-", column, value)
+				}
+			}
+		})
+	}
+
+	t.Run("stream text budget", func(t *testing.T) {
+		const maxText = 32
+		p := newStreamParser(maxText, maxEventLine)
+		content := strings.Repeat("c", maxText-len("sk-")-5) + key
+		p.write([]byte(sseBody(chunk("deepseek-chat", content, "stop", usageJSON(10, 2, 0, 10)), "[DONE]")))
+		p.finish()
+		out := p.outcome(1 << 20)
+		if !out.truncated {
+			t.Errorf("truncated = false, want true for text over the budget")
+		}
+		if !strings.Contains(out.data, `sk-****"`) {
+			t.Errorf("data = %s, want the content to end in sk-****", out.data)
+		}
+		if strings.Contains(out.data, key[3:8]) {
+			t.Errorf("data = %s, want no key character after sk-", out.data)
+		}
+	})
+}
+
+// TestCallMasksKeyAtColumnCut puts a key across the character limit of
+// message, user_id and error_message, which cut their text, so only a
+// few of the key's characters would remain for MaskSecrets to miss.
+func TestCallMasksKeyAtColumnCut(t *testing.T) {
+	const key = "sk-COLUMNCUTKEY0123456789abcdwxyz"
+	// across returns n-5 characters of padding, then the key, so the cut
+	// at n characters keeps "sk-" and two key characters.
+	across := func(n int) string {
+		return strings.Repeat("m", n-5) + key
+	}
+	req := `{"model":"deepseek-chat","user":"` + across(maxFieldRunes) + `","messages":[{"role":"user","content":"` + across(maxMessageRunes) + `"}]}`
+	resp := `{"error":{"message":"` + across(maxErrorRunes) + `","type":"invalid_request_error"}}`
+	env := newMeterEnv(t, Options{})
+	rec := env.run("/chat/completions", req, &response{status: 400, header: jsonHeader(), chunks: [][]byte{[]byte(resp)}}, End{})
+
+	for _, column := range []struct {
+		name, value string
+		limit       int
+	}{
+		{"message", rec.Message, maxMessageRunes},
+		{"user_id", rec.UserID, maxFieldRunes},
+		{"error_message", rec.ErrorMessage, maxErrorRunes},
+	} {
+		if strings.Contains(column.value, key[3:5]) {
+			t.Errorf("%s ends in %q, want no key character after sk-", column.name, column.value[max(len(column.value)-12, 0):])
+		}
+		if !strings.HasSuffix(column.value, "sk-**") {
+			t.Errorf("%s ends in %q, want the masked fragment sk-**", column.name, column.value[max(len(column.value)-12, 0):])
+		}
+		if n := utf8.RuneCountInString(column.value); n > column.limit {
+			t.Errorf("%s has %d characters, want at most %d", column.name, n, column.limit)
+		}
+	}
 }

@@ -75,7 +75,7 @@ func messageText(root gjson.Result) string {
 	if strings.TrimSpace(text) == "" {
 		text = contentText(root.Get("content"))
 	}
-	return cutRunes(strings.TrimSpace(sanitize(text)), maxMessageRunes)
+	return cutRunesMasked(strings.TrimSpace(sanitize(text)), maxMessageRunes)
 }
 
 // contentText returns the text of a message content: a string as it is,
@@ -134,7 +134,7 @@ func cutStored(head []byte, size int64, maxStored int) string {
 }
 
 // storedHead returns the first maxStored bytes of head as stored text,
-// cut between UTF-8 sequences.
+// cut between UTF-8 sequences, with a key fragment at the cut masked.
 func storedHead(head []byte, maxStored int) string {
 	if len(head) > maxStored {
 		head = head[:runeCut(head, maxStored)]
@@ -144,7 +144,7 @@ func storedHead(head []byte, maxStored int) string {
 		// Replacement characters for invalid bytes take three bytes each.
 		s = s[:runeCut([]byte(s), maxStored)]
 	}
-	return s
+	return maskCutKey(s)
 }
 
 // runeCut returns the largest n <= limit at which b can be cut without
@@ -197,10 +197,21 @@ func cutRunes(s string, n int) string {
 	return s
 }
 
+// cutRunesMasked is cutRunes for a stored column: a key or bearer token
+// that the cut splits is masked, and the result is still at most n
+// characters.
+func cutRunesMasked(s string, n int) string {
+	cut := cutRunes(s, n)
+	if len(cut) == len(s) {
+		return s
+	}
+	return cutRunes(maskCutKey(cut), n)
+}
+
 // cleanField makes an upstream or client string safe to store in a short
 // column.
 func cleanField(s string) string {
-	return cutRunes(sanitize(s), maxFieldRunes)
+	return cutRunesMasked(sanitize(s), maxFieldRunes)
 }
 
 // isEventStream reports whether a response body is a stream of

@@ -27,6 +27,9 @@ type streamParser struct {
 	// arguments together) the assembled message may take.
 	budget    int
 	truncated bool
+	// cutText is the text that the budget cut first, whose end may be
+	// part of a key; nil while nothing was cut.
+	cutText *strings.Builder
 
 	id           string
 	model        string
@@ -293,6 +296,9 @@ func (p *streamParser) appendText(b *strings.Builder, kind int, v gjson.Result) 
 	p.completion[kind].add(s)
 	if len(s) > p.budget {
 		p.truncated = true
+		if p.cutText == nil {
+			p.cutText = b
+		}
 		s = s[:runeCut([]byte(s), p.budget)]
 		p.budget = 0
 	} else {
@@ -317,6 +323,15 @@ func (p *streamParser) estimatedCompletion() int64 {
 	return n
 }
 
+// text returns the text of b, with a key fragment at its end masked when
+// the budget cut b.
+func (p *streamParser) text(b *strings.Builder) string {
+	if b == p.cutText {
+		return maskCutKey(b.String())
+	}
+	return b.String()
+}
+
 // assembledMessage is the stored form of a stream: the message put back
 // together from its chunks.
 type assembledMessage struct {
@@ -335,8 +350,8 @@ func (p *streamParser) assembled() string {
 	msg := assembledMessage{
 		ID:               p.id,
 		Model:            p.model,
-		Content:          p.content.String(),
-		ReasoningContent: p.reasoning.String(),
+		Content:          p.text(&p.content),
+		ReasoningContent: p.text(&p.reasoning),
 		ToolCalls:        p.tools,
 		FinishReason:     p.finishReason,
 	}
@@ -344,7 +359,7 @@ func (p *streamParser) assembled() string {
 		msg.ToolCalls = []*toolCall{}
 	}
 	for _, call := range p.tools {
-		call.Function.Arguments = call.args.String()
+		call.Function.Arguments = p.text(&call.args)
 	}
 	if p.hasUsage {
 		msg.Usage = json.RawMessage(p.usageRaw)

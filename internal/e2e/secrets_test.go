@@ -63,9 +63,11 @@ func TestNoKeyInDatabaseOrLogs(t *testing.T) {
 		logs := &syncBuffer{}
 		logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		const opsToken, readToken = "ops-token-for-the-scan-0123456789", "read-token-for-the-scan-012345678"
+		const maxStoredBody = 4096
 		s := newStackWith(t, databaseURL, stackOptions{
-			upstream: echoAuthorization,
-			proxy:    func(c *proxy.Config) { c.MaxRequestBody = 64 << 10 },
+			maxStoredBody: maxStoredBody,
+			upstream:      echoAuthorization,
+			proxy:         func(c *proxy.Config) { c.MaxRequestBody = 64 << 10 },
 			admin: func(c *admin.Config) {
 				c.RoleTokens = []admin.Token{
 					{Name: "ops", Role: admin.RoleAdmin, Secret: opsToken},
@@ -77,6 +79,20 @@ func TestNoKeyInDatabaseOrLogs(t *testing.T) {
 
 		chat := func(prompt string, stream bool) string {
 			return fmt.Sprintf(`{"model":"deepseek-chat","stream":%t,"messages":[{"role":"user","content":%s}]}`, stream, jsonString(prompt))
+		}
+		// escapedChat spells the key's dash as a JSON escape, which decodes
+		// to the whole key.
+		escapedChat := func(key string) string {
+			return `{"model":"deepseek-chat","messages":[{"role":"user","content":"use sk\u002d` + key[len("sk-"):] + `"}]}`
+		}
+		// cutChat puts key across the storage cap of request_data, so the
+		// cut keeps "sk-" and five key characters.
+		cutChat := func(key string) string {
+			prefix := `{"model":"deepseek-chat","stream":false,"messages":[{"role":"user","content":"`
+			return prefix + strings.Repeat("p", maxStoredBody-len(prefix)-len("sk-")-5) + key + `"}]}`
+		}
+		userChat := func(user string) string {
+			return `{"model":"deepseek-chat","user":` + jsonString(user) + `,"messages":[{"role":"user","content":"hi"}]}`
 		}
 		calls := []struct {
 			name       string
@@ -92,6 +108,10 @@ func TestNoKeyInDatabaseOrLogs(t *testing.T) {
 			{"upstream 500 with a key in the prompt", secretKeys[0], chat("key "+secretKeys[1], false), http.Header{standin.FaultHeader: {"status=500"}}, 500},
 			{"oversized body with a key", secretKeys[2], chat(secretKeys[3]+strings.Repeat(" pad", 20000), false), nil, 413},
 			{"bodies opted out", secretKeys[3], chat("secret "+secretKeys[4], false), http.Header{proxy.StoreBodiesHeader: {"none"}}, 200},
+			{"escaped key in the prompt", secretKeys[0], escapedChat(secretKeys[4]), nil, 200},
+			{"key as the body's user", secretKeys[0], userChat(secretKeys[5]), nil, 200},
+			{"key as the user id header", secretKeys[0], chat("hi", false), http.Header{proxy.UserIDHeader: {secretKeys[1]}}, 200},
+			{"key cut by the storage cap", secretKeys[0], cutChat(secretKeys[2]), nil, 200},
 		}
 		for _, c := range calls {
 			resp := sendStatus(t, http.MethodPost, s.proxy.URL+"/chat/completions", c.key, c.body, c.header)
@@ -177,9 +197,9 @@ func TestNoKeyInDatabaseOrLogs(t *testing.T) {
 		// The masks must be there, or the scan looked at the wrong text.
 		var stored strings.Builder
 		for _, r := range records {
-			stored.WriteString(r.ErrorMessage + r.RequestData + r.ResponseData)
+			stored.WriteString(r.ErrorMessage + r.RequestData + r.ResponseData + r.UserID)
 		}
-		for _, mask := range []string{"sk-****k006", "sk-****k003", "Bearer sk-****k004"} {
+		for _, mask := range []string{"sk-****k006", "sk-****k003", "Bearer sk-****k004", "use sk-****k005", "sk-****k002", "sk-****…[truncated"} {
 			if !strings.Contains(stored.String(), mask) {
 				t.Errorf("no record contains the mask %q", mask)
 			}
@@ -187,11 +207,15 @@ func TestNoKeyInDatabaseOrLogs(t *testing.T) {
 	})
 }
 
-// keyFragment returns the first 8-character piece of key's part after
-// "sk-" found in text, or "". A mask keeps four characters after "****",
-// so it never matches.
+// keyFragment returns the first piece of key found in text: "sk-" with
+// the next four characters, which a key cut at a storage limit leaves, or
+// any eight characters after "sk-". It returns "" when none is found. A
+// mask keeps four characters after "****", so it never matches.
 func keyFragment(text, key string) string {
 	body := key[len("sk-"):]
+	if start := "sk-" + body[:4]; strings.Contains(text, start) {
+		return start
+	}
 	for i := 0; i+8 <= len(body); i++ {
 		if strings.Contains(text, body[i:i+8]) {
 			return body[i : i+8]
