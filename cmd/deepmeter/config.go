@@ -55,9 +55,11 @@ type config struct {
 }
 
 // fullStoredBody is the cap on each stored body with --store-bodies full.
-// It keeps a runaway response from holding unbounded memory while its
-// record is built; DeepSeek bodies are far smaller.
-const fullStoredBody = 64 << 20
+// A record's body is held in memory, copied while the record is built and
+// written to the database in one row, so a larger cap makes memory grow
+// with every large response. 4 MiB is several times DeepSeek's 128K-token
+// context as text, so a real chat call is stored whole.
+const fullStoredBody = 4 << 20
 
 // defaultPostgresSpoolDir is the spool directory with a Postgres database
 // and no --spool-dir, relative to the working directory.
