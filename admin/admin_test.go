@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/deepmeter/deepmeter/internal/testlog"
 	"github.com/deepmeter/deepmeter/pricing"
 	"github.com/deepmeter/deepmeter/store"
 )
@@ -48,25 +49,6 @@ func (c *testClock) Set(t time.Time) {
 	c.t = t
 }
 
-// syncBuffer is a bytes.Buffer safe for the handler's goroutines to write
-// while the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testEnv is a real admin handler on an HTTP server over a fresh SQLite
 // store.
 type testEnv struct {
@@ -74,7 +56,7 @@ type testEnv struct {
 	store store.Store
 	reg   *prometheus.Registry
 	clock *testClock
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 }
 
 // openTestStore migrates and opens a fresh SQLite database in a temporary
@@ -102,7 +84,7 @@ func newTestEnv(t *testing.T, edit func(*Config)) *testEnv {
 		store: openTestStore(t),
 		reg:   prometheus.NewRegistry(),
 		clock: &testClock{t: testNow},
-		logs:  &syncBuffer{},
+		logs:  &testlog.Buffer{},
 	}
 	cfg := Config{
 		Store:    env.store,
@@ -353,7 +335,7 @@ func TestNewSameRegistryTwice(t *testing.T) {
 // TestNewShortTokenWarns checks that a short token is accepted but logged
 // as a warning at startup, without the token itself.
 func TestNewShortTokenWarns(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	_, err := New(Config{
 		Store:  openTestStore(t),
 		Tokens: []string{"short-secret"},

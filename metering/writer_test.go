@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/deepmeter/deepmeter/internal/testlog"
 	"github.com/deepmeter/deepmeter/store"
 )
 
@@ -381,25 +382,6 @@ func TestRetryDelay(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer that a timer goroutine can write while
-// the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // loggedDrops returns the sum of the counts of the "records dropped"
 // lines in logs and how many such lines there are.
 func loggedDrops(t *testing.T, logs string) (sum int64, lines int) {
@@ -432,7 +414,7 @@ func TestWriterDropLogSums(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			st := openSQLite(t)
 			reg := prometheus.NewRegistry()
-			var logs lockedBuffer
+			var logs testlog.Buffer
 			w := NewWriter(st, WriterOptions{QueueSize: 5}, slog.New(slog.NewTextHandler(&logs, nil)), reg)
 			w.dropLogInterval = c.interval
 

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/deepmeter/deepmeter/internal/standin"
+	"github.com/deepmeter/deepmeter/internal/testlog"
 	"github.com/deepmeter/deepmeter/metering"
 	"github.com/deepmeter/deepmeter/pricing"
 	"github.com/deepmeter/deepmeter/store"
@@ -472,24 +473,6 @@ func TestProxyRequestBodyTooLarge(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestProxyRequestBodyTooLargeClosesConnection sends oversized bodies
 // over keep-alive connections. The 413 must close the connection, because
 // the rest of the body is unread. Kept open, net/http read the next
@@ -506,7 +489,7 @@ func TestProxyRequestBodyTooLargeClosesConnection(t *testing.T) {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	var serverLog lockedBuffer
+	var serverLog testlog.Buffer
 	srv := httptest.NewUnstartedServer(p)
 	srv.Config.ErrorLog = log.New(&serverLog, "", 0)
 	srv.Start()

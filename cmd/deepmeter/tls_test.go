@@ -17,11 +17,11 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/deepmeter/deepmeter/internal/standin"
+	"github.com/deepmeter/deepmeter/internal/testlog"
 )
 
 // TestServeTLSHTTP2 starts `deepmeter serve` with certificates for both
@@ -36,7 +36,7 @@ func TestServeTLSHTTP2(t *testing.T) {
 	listen, adminListen := freeAddr(t), freeAddr(t)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	exit := make(chan int, 1)
 	go func() {
 		exit <- run(ctx, []string{"serve",
@@ -166,23 +166,4 @@ func freeAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-// lockedBuffer is a bytes.Buffer safe for the logger and the test to use
-// at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

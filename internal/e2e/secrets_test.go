@@ -9,11 +9,11 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/deepmeter/deepmeter/admin"
 	"github.com/deepmeter/deepmeter/internal/standin"
+	"github.com/deepmeter/deepmeter/internal/testlog"
 	"github.com/deepmeter/deepmeter/proxy"
 	"github.com/deepmeter/deepmeter/store"
 )
@@ -34,24 +34,6 @@ var secretKeys = []string{
 // gateway in between might.
 const echoAuthHeader = "X-Test-Echo-Auth"
 
-// syncBuffer is a log destination safe for concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestNoKeyInDatabaseOrLogs runs a realistic mix of calls with known fake
 // keys through the whole stack, with every component logging at Debug,
 // then scans every stored column, the audit, the raw SQLite files and
@@ -60,7 +42,7 @@ func (b *syncBuffer) String() string {
 // keys' owners.
 func TestNoKeyInDatabaseOrLogs(t *testing.T) {
 	forEachStore(t, func(t *testing.T, databaseURL string) {
-		logs := &syncBuffer{}
+		logs := &testlog.Buffer{}
 		logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		const opsToken, readToken = "ops-token-for-the-scan-0123456789", "read-token-for-the-scan-012345678"
 		const maxStoredBody = 4096
