@@ -29,16 +29,22 @@ also be set with the environment variable named in its help.
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
 	go func() {
-		// The first signal starts a graceful shutdown. Restoring the
-		// default handling then lets a second signal end the process at
-		// once, for an operator who cannot wait for the grace period.
-		<-ctx.Done()
-		stop()
+		// The first signal starts a graceful shutdown. A second one ends
+		// the process at once, for an operator who cannot wait for the
+		// grace period; handling it here also works when the process was
+		// started with SIGINT ignored, as a shell's background job is.
+		<-signals
+		cancel()
+		sig := <-signals
+		fmt.Fprintf(os.Stderr, "deepmeter: second signal (%v), exiting now\n", sig)
+		os.Exit(128 + int(sig.(syscall.Signal)))
 	}()
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
+	cancel()
 	os.Exit(code)
 }
 
