@@ -182,7 +182,7 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	if len(s.tokens) == 0 {
-		s.log.Warn("admin API disabled: no admin token is set, so every route under it answers 401; set one with --admin-token or --admin-tokens-file", "path_prefix", apiPrefix)
+		s.log.Warn("admin API disabled: no admin token is set, so every route under it returns 401; set one with --admin-token or --admin-tokens-file", "path_prefix", apiPrefix)
 	}
 	s.throttle = newThrottle(s.now)
 	if cfg.AuthFailureLimit > 0 {

@@ -173,7 +173,9 @@ func NewWriter(st store.Store, opts WriterOptions, logger *slog.Logger, reg prom
 // Enqueue queues r for writing without waiting on the database. When the
 // queue is full or the Writer is closed, it appends r to the spool, and
 // when there is no spool or the append fails, it returns false and counts
-// the record as dropped. Drops are logged at most once every 10 seconds.
+// the record as dropped. The first drop after a quiet 10-second window is
+// logged at once, and the drops after it in one summary line when the
+// window ends or at Close.
 func (w *Writer) Enqueue(r store.Record) bool {
 	w.mu.RLock()
 	accepted := false

@@ -9,7 +9,7 @@
 //
 // For a metered call (see metering.IsMetered) the proxy reads the request
 // body whole, up to Config.MaxRequestBody, so the upstream never responds
-// before the request was sent in full; it then feeds the response bytes to
+// before the request was sent in full. It then feeds the response bytes to
 // a metering.Call as they pass and finishes the call when the response
 // ends, on every exit path. Nothing here waits on the database: the record
 // goes to a bounded queue owned by the metering writer.
@@ -138,7 +138,7 @@ type Proxy struct {
 	closing atomic.Bool
 }
 
-// CloseCalls tells the proxy that the server is about to cancel the calls
+// CloseCalls marks that the server is about to cancel the calls
 // still in flight, at the end of a shutdown's grace period. Their records
 // then say the shutdown cut them rather than that their clients left.
 func (p *Proxy) CloseCalls() {

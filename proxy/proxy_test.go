@@ -29,7 +29,7 @@ import (
 	"github.com/deepmeter/deepmeter/store"
 )
 
-// recordSink collects finished records; it stands in for the writer queue,
+// recordSink collects finished records in place of the writer queue,
 // which has its own tests against the real stores.
 type recordSink struct {
 	mu      sync.Mutex
@@ -347,7 +347,7 @@ func TestProxyFlushesEachEvent(t *testing.T) {
 func TestProxyManyFastStreamsNoneCut(t *testing.T) {
 	const events = `data: {"id":"s","model":"deepseek-chat","choices":[{"index":0,"delta":{"content":"x"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}` + "\n\ndata: [DONE]\n\n"
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Answer before reading the request body.
+		// Respond before reading the request body.
 		w.Header().Set("Content-Type", "text/event-stream")
 		io.WriteString(w, events)
 	}))
@@ -380,7 +380,7 @@ func TestProxyManyFastStreamsNoneCut(t *testing.T) {
 }
 
 // A stream the upstream cuts midway reaches the client cut too (never as a
-// clean end), and the record says the call failed without usage.
+// clean end), and the record shows the call failed without usage.
 func TestProxyUpstreamCutsStream(t *testing.T) {
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")

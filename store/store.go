@@ -96,7 +96,7 @@ type Record struct {
 	TTFBMillis           int64 // ttfb_ms: request start to the first response byte that carries content
 	ProcessingTimeMillis int64 // processing_time_ms: request start to the last byte
 
-	// Cost is what the call cost in Currency. It is meaningful only when
+	// Cost is the call's cost in Currency. It is meaningful only when
 	// Priced is true; an unpriced record stores NULL and carries FlagUnpriced.
 	Cost     pricing.Money // cost
 	Priced   bool          // false when no price entry matched

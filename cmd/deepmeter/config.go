@@ -82,7 +82,7 @@ var serveOptions = []option{
 	{"admin-listen", "DEEPMETER_ADMIN_LISTEN", "127.0.0.1:8081", "address of the admin API, /metrics, /healthz and /readyz, host:port"},
 	{"upstream", "DEEPMETER_UPSTREAM", "https://api.deepseek.com", "DeepSeek base URL that calls are forwarded to"},
 	{"database-url", "DEEPMETER_DATABASE_URL", "sqlite:deepmeter.db", "postgres://USER@HOST:PORT/DB for Postgres, or sqlite:PATH for the embedded store"},
-	{"admin-token", "DEEPMETER_ADMIN_TOKEN", "", fmt.Sprintf("bearer token for the admin API, at least %d characters; no default, so without it the admin API answers 401", minAdminTokenLength)},
+	{"admin-token", "DEEPMETER_ADMIN_TOKEN", "", fmt.Sprintf("bearer token for the admin API, at least %d characters; no default, so without it the admin API returns 401", minAdminTokenLength)},
 	{"prices", "DEEPMETER_PRICES", "", "price file (YAML or JSON) that replaces the built-in DeepSeek price table"},
 	{"daily-limit-usd", "DEEPMETER_DAILY_LIMIT_USD", "0", "daily spending limit in USD reported by the admin API; 0 means none"},
 	{"max-request-body", "DEEPMETER_MAX_REQUEST_BODY", "33554432", "largest metered request body in bytes; larger ones get 413"},

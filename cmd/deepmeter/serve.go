@@ -52,6 +52,9 @@ const migrateRetryMax = 10 * time.Second
 // error, and every SQLite error, is returned.
 func startMigration(ctx context.Context, cfg *config, logger *slog.Logger) (migrated <-chan struct{}, stop func(), err error) {
 	done := make(chan struct{})
+	// NOTE: a Postgres host that accepts no connection and sends no refusal
+	// holds this first attempt until the operating system's connect timeout,
+	// unless the URL sets connect_timeout.
 	err = migrate(ctx, cfg, logger)
 	if err == nil {
 		close(done)
